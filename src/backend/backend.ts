@@ -125,6 +125,10 @@ export interface Backend {
   // ---- softmax family over the last axis of [N,C] ----
   softmax(x: Storage, shape: Shape): Storage;
   logSoftmax(x: Storage, shape: Shape): Storage;
+  /** dx = y * (dy - sum(dy * y)) per row, y = softmax(x) */
+  softmaxBackward(dy: Storage, y: Storage, shape: Shape): Storage;
+  /** dx = dy - exp(y) * sum(dy) per row, y = logSoftmax(x) */
+  logSoftmaxBackward(dy: Storage, y: Storage, shape: Shape): Storage;
   /**
    * Mean cross-entropy of logits [N,C] against integer targets, with optional label smoothing ε
    * (PyTorch's: target distribution (1-ε)·onehot + ε/C). Returns the loss and the softmax probabilities
