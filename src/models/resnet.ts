@@ -1,0 +1,113 @@
+/**
+ * The seed's ResNet-18 for CIFAR-10 (He et al., "Deep Residual Learning for Image Recognition", 2016, with the
+ * usual CIFAR stem: one 3x3 stride-1 convolution and no max-pool, so 32x32 inputs reach the last stage at 4x4).
+ *
+ * Parameter names equal the seed's PyTorch state_dict keys: conv1.{0,1}, layerL.B.left.{0,1,3,4},
+ * layerL.B.shortcut.{0,1}, fc. The ReLU modules occupy indices 2 (conv1.2, left.2) without parameters, exactly as
+ * in the seed's nn.Sequential, so the numbering of the keys matches. Forward passes use the fused BatchNorm+ReLU
+ * and add+ReLU ops: the same arithmetic as the seed's separate modules, in fewer passes over memory.
+ */
+import type { Backend } from '../backend/backend';
+import { getBackend } from '../backend';
+import { addRelu, avgPool2d, flatten } from '../tensor';
+import type { Tensor } from '../tensor/tensor';
+import { BatchNorm2d, Conv2d, Linear, ReLU, Sequential } from '../nn/layers';
+import { Module } from '../nn/module';
+import { Rng } from '../util/rng';
+
+/** conv3x3-BN-ReLU-conv3x3-BN plus a shortcut (identity, or conv1x1+BN when the shape changes), add, ReLU. */
+export class BasicBlock extends Module {
+  readonly left: Sequential;
+  readonly shortcut: Sequential;
+  private readonly conv1: Conv2d;
+  private readonly bn1: BatchNorm2d;
+  private readonly conv2: Conv2d;
+  private readonly bn2: BatchNorm2d;
+
+  constructor(inChannels: number, outChannels: number, stride: number, rng: Rng, backend: Backend) {
+    super();
+    const init = { rng, backend };
+    this.conv1 = new Conv2d(inChannels, outChannels, 3, stride, 1, false, init);
+    this.bn1 = new BatchNorm2d(outChannels, 1e-5, 0.1, init);
+    this.conv2 = new Conv2d(outChannels, outChannels, 3, 1, 1, false, init);
+    this.bn2 = new BatchNorm2d(outChannels, 1e-5, 0.1, init);
+    this.left = this.registerModule('left', new Sequential(this.conv1, this.bn1, new ReLU(), this.conv2, this.bn2));
+    this.shortcut = this.registerModule(
+      'shortcut',
+      stride !== 1 || inChannels !== outChannels
+        ? new Sequential(new Conv2d(inChannels, outChannels, 1, stride, 0, false, init), new BatchNorm2d(outChannels, 1e-5, 0.1, init))
+        : new Sequential(),
+    );
+  }
+
+  forward(x: Tensor): Tensor {
+    const h = this.bn1.forwardFused(this.conv1.forward(x), true);
+    const left = this.bn2.forward(this.conv2.forward(h));
+    return addRelu(left, this.shortcut.forward(x));
+  }
+}
+
+export interface ResNetOptions {
+  numClasses?: number;
+  /** seed of the initialisation generator (default 0) */
+  seed?: number;
+  backend?: Backend;
+}
+
+export class ResNet extends Module {
+  readonly conv1: Sequential;
+  readonly layer1: Sequential;
+  readonly layer2: Sequential;
+  readonly layer3: Sequential;
+  readonly layer4: Sequential;
+  readonly fc: Linear;
+  readonly numClasses: number;
+
+  constructor(opts: ResNetOptions = {}) {
+    super();
+    const rng = new Rng(opts.seed ?? 0);
+    const backend = opts.backend ?? getBackend();
+    this.numClasses = opts.numClasses ?? 10;
+    if (!Number.isInteger(this.numClasses) || this.numClasses < 1) {
+      throw new Error(`resnet18: numClasses must be a positive integer, received ${opts.numClasses}`);
+    }
+    const init = { rng, backend };
+    this.conv1 = this.registerModule('conv1', new Sequential(
+      new Conv2d(3, 64, 3, 1, 1, false, init), new BatchNorm2d(64, 1e-5, 0.1, init), new ReLU(),
+    ));
+    let inCh = 64;
+    const stage = (name: string, outCh: number, stride: number): Sequential => {
+      const blocks = [new BasicBlock(inCh, outCh, stride, rng, backend), new BasicBlock(outCh, outCh, 1, rng, backend)];
+      inCh = outCh;
+      return this.registerModule(name, new Sequential(...blocks));
+    };
+    this.layer1 = stage('layer1', 64, 1);
+    this.layer2 = stage('layer2', 128, 2);
+    this.layer3 = stage('layer3', 256, 2);
+    this.layer4 = stage('layer4', 512, 2);
+    this.fc = this.registerModule('fc', new Linear(512, this.numClasses, true, init));
+  }
+
+  /** x [N,3,32,32] normalised -> logits [N,numClasses] */
+  forward(x: Tensor): Tensor {
+    if (x.shape.length !== 4 || x.shape[1] !== 3) {
+      throw new Error(`resnet18: expected input [N,3,H,W], received [${x.shape.join(',')}]`);
+    }
+    const stem = this.conv1.layers[1] as BatchNorm2d;
+    let out = stem.forwardFused(this.conv1.layers[0].forward(x), true);
+    for (const layer of [this.layer1, this.layer2, this.layer3, this.layer4]) out = layer.forward(out);
+    if (out.shape[2] !== 4 || out.shape[3] !== 4) {
+      throw new Error(`resnet18: expected 32x32 inputs (a 4x4 map before pooling), received [${x.shape.join(',')}]`);
+    }
+    return this.fc.forward(flatten(avgPool2d(out, 4)));
+  }
+}
+
+/** The seed's ResNet18(): CIFAR ResNet-18 with `numClasses` outputs (default 10). */
+export function resnet18(opts: ResNetOptions = {}): ResNet {
+  return new ResNet(opts);
+}
+
+/** Chinese and English names of the CIFAR-10 classes in label order (sorted folder names). */
+export const CIFAR10_CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'] as const;
+export const CIFAR10_CLASSES_ZH = ['飞机', '汽车', '鸟', '猫', '鹿', '狗', '青蛙', '马', '船', '卡车'] as const;

@@ -1,0 +1,108 @@
+/**
+ * SGD exactly as torch.optim.SGD (momentum, dampening, weight decay added to the gradient, nesterov; see
+ * Backend.sgdStep for the update), plus its state for checkpoints. Gradients are set to null after each
+ * zeroGrad(), as PyTorch's default set_to_none=True.
+ */
+import type { Storage } from '../backend/backend';
+import type { Parameter } from '../tensor/tensor';
+import type { StateDict } from '../tensor/host';
+
+export interface SgdOptions {
+  lr: number;
+  momentum?: number;
+  dampening?: number;
+  weightDecay?: number;
+  nesterov?: boolean;
+}
+
+export class SGD {
+  lr: number;
+  readonly momentum: number;
+  readonly dampening: number;
+  readonly weightDecay: number;
+  readonly nesterov: boolean;
+  private readonly params: [string, Parameter][];
+  private readonly buffers = new Map<Parameter, Storage>();
+
+  /** `params`: parameters, or [name, parameter] pairs (names key the momentum buffers in stateDict()). */
+  constructor(params: Parameter[] | [string, Parameter][], opts: SgdOptions) {
+    this.params = params.map((p, i) => (Array.isArray(p) ? p : [String(i), p]));
+    this.lr = opts.lr;
+    this.momentum = opts.momentum ?? 0;
+    this.dampening = opts.dampening ?? 0;
+    this.weightDecay = opts.weightDecay ?? 0;
+    this.nesterov = opts.nesterov ?? false;
+    if (!(this.lr >= 0)) throw new Error(`SGD: invalid learning rate ${this.lr}`);
+    if (!(this.momentum >= 0)) throw new Error(`SGD: invalid momentum ${this.momentum}`);
+    if (!(this.weightDecay >= 0)) throw new Error(`SGD: invalid weight decay ${this.weightDecay}`);
+    if (this.nesterov && (this.momentum <= 0 || this.dampening !== 0)) {
+      throw new Error('SGD: nesterov momentum requires a momentum and zero dampening');
+    }
+  }
+
+  /** Applies one update to every parameter that has a gradient. */
+  step(): void {
+    const hyper = {
+      lr: this.lr, momentum: this.momentum, dampening: this.dampening, weightDecay: this.weightDecay, nesterov: this.nesterov,
+    };
+    for (const [, p] of this.params) {
+      if (!p.grad) continue;
+      const be = p.backend;
+      let buf = this.buffers.get(p) ?? null;
+      const first = this.momentum !== 0 && buf === null;
+      if (first) {
+        buf = be.zeros(p.shape, p.dtype);
+        this.buffers.set(p, buf);
+      }
+      be.sgdStep(p.storage, p.grad.storage, this.momentum !== 0 ? buf : null, p.shape, hyper, first);
+    }
+  }
+
+  /** Frees the gradients (PyTorch's zero_grad(set_to_none=True)). */
+  zeroGrad(): void {
+    for (const [, p] of this.params) {
+      p.grad?.dispose();
+      p.grad = null;
+    }
+  }
+
+  /** Momentum buffers by parameter name (host copies). */
+  stateDict(): StateDict {
+    const sd: StateDict = new Map();
+    for (const [name, p] of this.params) {
+      const buf = this.buffers.get(p);
+      if (!buf) continue;
+      const data = p.backend.toArray(buf, p.shape);
+      sd.set(name, { dtype: data instanceof Float64Array ? 'float64' : 'float32', shape: [...p.shape], data });
+    }
+    return sd;
+  }
+
+  loadStateDict(sd: StateDict): void {
+    const byName = new Map(this.params);
+    for (const key of sd.keys()) {
+      if (!byName.has(key)) throw new Error(`SGD.loadStateDict: unexpected momentum buffer ${key}`);
+    }
+    this.disposeBuffers();
+    for (const [name, p] of this.params) {
+      const h = sd.get(name);
+      if (!h) continue;
+      if (h.shape.length !== p.shape.length || h.shape.some((d, i) => d !== p.shape[i])) {
+        throw new Error(`SGD.loadStateDict: ${name}: expected [${p.shape.join(',')}], received [${h.shape.join(',')}]`);
+      }
+      const data = p.dtype === 'float64' ? Float64Array.from(h.data as Float32Array) : Float32Array.from(h.data as Float64Array);
+      this.buffers.set(p, p.backend.fromArray(data, p.shape));
+    }
+  }
+
+  private disposeBuffers(): void {
+    for (const [p, s] of this.buffers) p.backend.dispose(s);
+    this.buffers.clear();
+  }
+
+  /** Frees the momentum buffers and gradients. */
+  dispose(): void {
+    this.zeroGrad();
+    this.disposeBuffers();
+  }
+}
