@@ -1,0 +1,36 @@
+/**
+ * The reference backend: every kernel of the `Backend` interface in plain TypeScript loops.
+ *
+ * What it is: the test oracle: readable, float32 and float64, one thread, PyTorch's semantics; the native
+ * backend is checked against it. What it is not: fast enough to train on; use the native backend for that.
+ * This file only assembles the kernels; each family lives in its own file beside it.
+ * References: src/backend/backend.ts (the contract); STYLE.md (llm.c-style forward/backward pairs).
+ */
+import type { Backend } from '../backend';
+import { REFERENCE_NAME, dispose, fromArray, reshape, toArray, zeros } from './storage';
+import { add, addInPlace, addRelu, relu, reluBackward, scale, sum } from './eltwise';
+import { conv2d, conv2dBackwardData, conv2dBackwardWeights } from './conv';
+import { batchNorm2d, batchNorm2dBackward } from './batchnorm';
+import { avgPool2d, avgPool2dBackward } from './pool';
+import { linear, linearBackward } from './linear';
+import { logSoftmax, logSoftmaxBackward, softmax, softmaxBackward } from './softmax';
+import { crossEntropy, crossEntropyBackward } from './loss';
+import { sgdStep } from './sgd';
+
+export { RefStorage } from './storage';
+
+export function createReferenceBackend(): Backend {
+  return {
+    name: REFERENCE_NAME,
+    describe: () => 'reference: plain TypeScript loops, float32 and float64, single-threaded (the test oracle)',
+    fromArray, toArray, zeros, dispose, reshape,
+    add, addInPlace, scale, relu, reluBackward, addRelu, sum,
+    conv2d, conv2dBackwardData, conv2dBackwardWeights,
+    batchNorm2d, batchNorm2dBackward,
+    avgPool2d, avgPool2dBackward,
+    linear, linearBackward,
+    softmax, logSoftmax, softmaxBackward, logSoftmaxBackward,
+    crossEntropy, crossEntropyBackward,
+    sgdStep,
+  };
+}
