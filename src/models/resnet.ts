@@ -7,11 +7,11 @@
  * in the seed's nn.Sequential, so the numbering of the keys matches. Forward passes use the fused BatchNorm+ReLU
  * and add+ReLU ops: the same arithmetic as the seed's separate modules, in fewer passes over memory.
  */
-import type { Backend } from '../backend/backend';
+import type { Backend, DType } from '../backend/backend';
 import { getBackend } from '../backend';
 import { addRelu, avgPool2d, flatten } from '../tensor';
 import type { Tensor } from '../tensor/tensor';
-import { BatchNorm2d, Conv2d, Linear, ReLU, Sequential } from '../nn/layers';
+import { BatchNorm2d, Conv2d, Linear, ReLU, Sequential, type InitOptions } from '../nn/layers';
 import { Module } from '../nn/module';
 import { Rng } from '../util/rng';
 
@@ -24,9 +24,8 @@ export class BasicBlock extends Module {
   private readonly conv2: Conv2d;
   private readonly bn2: BatchNorm2d;
 
-  constructor(inChannels: number, outChannels: number, stride: number, rng: Rng, backend: Backend) {
+  constructor(inChannels: number, outChannels: number, stride: number, init: InitOptions) {
     super();
-    const init = { rng, backend };
     this.conv1 = new Conv2d(inChannels, outChannels, 3, stride, 1, false, init);
     this.bn1 = new BatchNorm2d(outChannels, 1e-5, 0.1, init);
     this.conv2 = new Conv2d(outChannels, outChannels, 3, 1, 1, false, init);
@@ -52,6 +51,8 @@ export interface ResNetOptions {
   /** seed of the initialisation generator (default 0) */
   seed?: number;
   backend?: Backend;
+  /** float32 (default); float64 on the reference backend for numerical studies */
+  dtype?: DType;
 }
 
 export class ResNet extends Module {
@@ -71,13 +72,13 @@ export class ResNet extends Module {
     if (!Number.isInteger(this.numClasses) || this.numClasses < 1) {
       throw new Error(`resnet18: numClasses must be a positive integer, received ${opts.numClasses}`);
     }
-    const init = { rng, backend };
+    const init: InitOptions = { rng, backend, dtype: opts.dtype };
     this.conv1 = this.registerModule('conv1', new Sequential(
       new Conv2d(3, 64, 3, 1, 1, false, init), new BatchNorm2d(64, 1e-5, 0.1, init), new ReLU(),
     ));
     let inCh = 64;
     const stage = (name: string, outCh: number, stride: number): Sequential => {
-      const blocks = [new BasicBlock(inCh, outCh, stride, rng, backend), new BasicBlock(outCh, outCh, 1, rng, backend)];
+      const blocks = [new BasicBlock(inCh, outCh, stride, init), new BasicBlock(outCh, outCh, 1, init)];
       inCh = outCh;
       return this.registerModule(name, new Sequential(...blocks));
     };

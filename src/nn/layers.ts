@@ -3,7 +3,7 @@
  * initialisation (torch.nn.init: kaiming_uniform_ with a=√5 for conv/linear weights, i.e. U(-1/√fan_in, 1/√fan_in),
  * the same bound for biases; BatchNorm weight 1, bias 0, running mean 0, running var 1), drawn from a seeded Rng.
  */
-import type { Backend } from '../backend/backend';
+import type { Backend, DType, FloatArray } from '../backend/backend';
 import { getBackend } from '../backend';
 import { Parameter, Tensor } from '../tensor/tensor';
 import { batchNorm2d, conv2d, linear, relu } from '../tensor';
@@ -13,17 +13,23 @@ import { Module } from './module';
 export interface InitOptions {
   rng?: Rng;
   backend?: Backend;
+  /** float32 (default) or float64 (reference backend only: gradient checks and numerical studies) */
+  dtype?: DType;
 }
 
-function uniformParam(shape: number[], bound: number, rng: Rng, be: Backend): Parameter {
-  const n = shape.reduce((a, b) => a * b, 1);
-  const data = new Float32Array(n);
-  for (let i = 0; i < n; i++) data[i] = rng.uniformRange(-bound, bound);
-  return Parameter.fromArray(data, shape, be);
+function filled(n: number, init: InitOptions, f: () => number): FloatArray {
+  const data = init.dtype === 'float64' ? new Float64Array(n) : new Float32Array(n);
+  for (let i = 0; i < n; i++) data[i] = f();
+  return data;
 }
 
-function constParam(shape: number[], v: number, be: Backend): Parameter {
-  return Parameter.fromArray(new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(v), shape, be);
+function uniformParam(shape: number[], bound: number, rng: Rng, init: InitOptions): Parameter {
+  const data = filled(shape.reduce((a, b) => a * b, 1), init, () => rng.uniformRange(-bound, bound));
+  return Parameter.fromArray(data, shape, init.backend ?? getBackend());
+}
+
+function constParam(shape: number[], v: number, init: InitOptions): Parameter {
+  return Parameter.fromArray(filled(shape.reduce((a, b) => a * b, 1), init, () => v), shape, init.backend ?? getBackend());
 }
 
 export class Conv2d extends Module {
@@ -36,10 +42,9 @@ export class Conv2d extends Module {
   ) {
     super();
     const rng = init.rng ?? new Rng(0);
-    const be = init.backend ?? getBackend();
     const bound = 1 / Math.sqrt(inChannels * kernelSize * kernelSize);
-    this.weight = this.registerParameter('weight', uniformParam([outChannels, inChannels, kernelSize, kernelSize], bound, rng, be));
-    this.bias = withBias ? this.registerParameter('bias', uniformParam([outChannels], bound, rng, be)) : null;
+    this.weight = this.registerParameter('weight', uniformParam([outChannels, inChannels, kernelSize, kernelSize], bound, rng, init));
+    this.bias = withBias ? this.registerParameter('bias', uniformParam([outChannels], bound, rng, init)) : null;
   }
 
   forward(x: Tensor): Tensor {
@@ -57,10 +62,10 @@ export class BatchNorm2d extends Module {
   constructor(readonly numFeatures: number, readonly eps = 1e-5, readonly momentum = 0.1, init: InitOptions = {}) {
     super();
     const be = init.backend ?? getBackend();
-    this.weight = this.registerParameter('weight', constParam([numFeatures], 1, be));
-    this.bias = this.registerParameter('bias', constParam([numFeatures], 0, be));
-    this.runningMean = this.registerBuffer('running_mean', Tensor.fromArray(new Float32Array(numFeatures), [numFeatures], be));
-    this.runningVar = this.registerBuffer('running_var', Tensor.fromArray(new Float32Array(numFeatures).fill(1), [numFeatures], be));
+    this.weight = this.registerParameter('weight', constParam([numFeatures], 1, init));
+    this.bias = this.registerParameter('bias', constParam([numFeatures], 0, init));
+    this.runningMean = this.registerBuffer('running_mean', Tensor.fromArray(filled(numFeatures, init, () => 0), [numFeatures], be));
+    this.runningVar = this.registerBuffer('running_var', Tensor.fromArray(filled(numFeatures, init, () => 1), [numFeatures], be));
     this.registerCounter('num_batches_tracked', () => this.numBatchesTracked, (v) => { this.numBatchesTracked = v; });
   }
 
@@ -90,10 +95,9 @@ export class Linear extends Module {
   constructor(readonly inFeatures: number, readonly outFeatures: number, withBias = true, init: InitOptions = {}) {
     super();
     const rng = init.rng ?? new Rng(0);
-    const be = init.backend ?? getBackend();
     const bound = 1 / Math.sqrt(inFeatures);
-    this.weight = this.registerParameter('weight', uniformParam([outFeatures, inFeatures], bound, rng, be));
-    this.bias = withBias ? this.registerParameter('bias', uniformParam([outFeatures], bound, rng, be)) : null;
+    this.weight = this.registerParameter('weight', uniformParam([outFeatures, inFeatures], bound, rng, init));
+    this.bias = withBias ? this.registerParameter('bias', uniformParam([outFeatures], bound, rng, init)) : null;
   }
 
   forward(x: Tensor): Tensor {
