@@ -1,0 +1,107 @@
+/**
+ * `loadWeights(path)`: what every `--weights` option reads (predict, serve, eval, train, export). It takes
+ *  - our checkpoints (`.ckpt`, magic "RNTSCKPT") and run folders (their newest valid checkpoint, or RUN/best),
+ *  - PyTorch state dicts saved by torch.save, zip or legacy format (`.pth`, `.pt`, any name),
+ *  - safetensors files (Hugging Face),
+ * recognised by their first bytes, whatever the extension. The state dict then gets the same treatment whatever
+ * its source: a `module.` prefix on every key (nn.DataParallel) is removed, float64 tensors become float32; each
+ * is said in `notes`. Key names are not otherwise touched: the seed's names are ours.
+ *
+ * What it is not: the check that the keys and shapes fit the model; `Module.loadStateDict(sd, { strict: true })`
+ * lists missing, unexpected and mis-shaped keys by name.
+ *
+ * References: ./pth-read.ts, ./safetensors.ts, ../train/checkpoint.ts.
+ */
+import * as fs from 'node:fs';
+import { HostTensor, StateDict } from '../tensor/host';
+import { readCheckpointFile, resolveWeightsPath } from '../train/checkpoint';
+import { isLegacyPth, isZip, readPthFile } from './pth-read';
+import { readSafetensorsFile } from './safetensors';
+
+export type WeightsFormat = 'pth' | 'safetensors' | 'checkpoint';
+
+export interface LoadedWeights {
+  stateDict: StateDict;
+  format: WeightsFormat;
+  /** the file actually read (a run folder resolves to one of its checkpoints) */
+  path: string;
+  /** what was done on the way: conversions, a stripped prefix, fallbacks */
+  notes: string[];
+}
+
+const CHECKPOINT_MAGIC = 'RNTSCKPT';
+const DATA_PARALLEL_PREFIX = 'module.';
+
+function readHead(file: string, n: number): Uint8Array {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const head = new Uint8Array(n);
+    const got = fs.readSync(fd, head, 0, n, 0);
+    return head.subarray(0, got);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** safetensors: an 8-byte little-endian header length, then a JSON object ('{'). */
+function looksLikeSafetensors(head: Uint8Array, size: number): boolean {
+  if (head.length < 9 || head[8] !== 0x7b) return false;
+  const n = new DataView(head.buffer, head.byteOffset, 8).getBigUint64(0, true);
+  return n >= 2n && n + 8n <= BigInt(size);
+}
+
+/** Which reader a file needs, from its first bytes. */
+export function sniffWeightsFormat(file: string): WeightsFormat {
+  const head = readHead(file, 16);
+  if (new TextDecoder('latin1').decode(head.subarray(0, CHECKPOINT_MAGIC.length)) === CHECKPOINT_MAGIC) return 'checkpoint';
+  if (isZip(head) || isLegacyPth(head)) return 'pth';
+  if (looksLikeSafetensors(head, fs.statSync(file).size)) return 'safetensors';
+  const hex = [...head.subarray(0, 8)].map((b) => b.toString(16).padStart(2, '0')).join(' ');
+  throw new Error(`loadWeights: ${file}: expected a checkpoint (.ckpt), a PyTorch state dict (.pth, zip or legacy) ` +
+    `or a safetensors file, received a file starting ${hex || '(empty)'}`);
+}
+
+/** Removes `module.` from every key when all keys have it (a model wrapped in nn.DataParallel). */
+function stripDataParallel(sd: StateDict, notes: string[]): StateDict {
+  const keys = [...sd.keys()];
+  if (keys.length === 0 || !keys.every((k) => k.startsWith(DATA_PARALLEL_PREFIX))) return sd;
+  notes.push(`removed the '${DATA_PARALLEL_PREFIX}' prefix (nn.DataParallel) from ${keys.length} keys`);
+  return new Map([...sd].map(([k, v]) => [k.slice(DATA_PARALLEL_PREFIX.length), v]));
+}
+
+/** float64 → float32 (the engine computes in float32), noting which tensors changed. */
+function toFloat32(sd: StateDict, notes: string[]): StateDict {
+  const converted: string[] = [];
+  const out: StateDict = new Map();
+  for (const [k, t] of sd) {
+    if (t.dtype === 'float64') {
+      converted.push(k);
+      const f32: HostTensor = { dtype: 'float32', shape: [...t.shape], data: Float32Array.from(t.data as Float64Array) };
+      out.set(k, f32);
+    } else out.set(k, t);
+  }
+  if (converted.length > 0) {
+    const shown = converted.length > 5 ? `${converted.slice(0, 5).join(', ')}, ...` : converted.join(', ');
+    notes.push(`converted ${converted.length} float64 tensor(s) to float32: ${shown}`);
+  }
+  return out;
+}
+
+async function readAny(file: string, format: WeightsFormat, notes: string[]): Promise<StateDict> {
+  if (format === 'checkpoint') return (await readCheckpointFile(file)).model;
+  if (format === 'safetensors') return readSafetensorsFile(file).tensors;
+  const r = readPthFile(file);
+  notes.push(...r.notes);
+  return r.stateDict;
+}
+
+/** Reads the weights `--weights` names: a .ckpt, a run folder, a .pth or a .safetensors file. */
+export async function loadWeights(weightsPath: string): Promise<LoadedWeights> {
+  const notes: string[] = [];
+  const file = resolveWeightsPath(weightsPath, (m) => notes.push(m));
+  if (file !== weightsPath) notes.push(`${weightsPath} resolved to ${file}`);
+  const format = sniffWeightsFormat(file);
+  const raw = await readAny(file, format, notes);
+  const stateDict = toFloat32(stripDataParallel(raw, notes), notes);
+  return { stateDict, format, path: file, notes };
+}
