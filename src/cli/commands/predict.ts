@@ -1,11 +1,80 @@
-/** `resnet predict`: placeholder registration, replaced by the issue that builds this command. */
-import { Command } from 'commander';
+/**
+ * `resnet predict FILE_OR_DIR... --weights W [--topk K] [--json] [--lang zh|en]`: classify images from the
+ * command line; with no files, the seed's interactive loop (ask for a path, print the result, repeat).
+ *
+ * What it is: option parsing and output over src/predict (the programmatic API the server uses too).
+ * Text results go to stdout, one line per file; errors to stderr. With --json, stdout is one JSON array
+ * (one object per file, errors included). The exit code is 1 if any file failed.
+ */
+import { Command, InvalidArgumentError } from 'commander';
+import { loadClassifier } from '../../predict/classifier';
+import { Lang, formatResultText, predictPaths, resultToJson } from '../../predict/predict';
+import { interactiveLoop } from '../../predict/interactive';
+
+export interface PredictOptions {
+  readonly weights: string;
+  readonly topk: number;
+  readonly json: boolean;
+  readonly lang: Lang;
+  readonly backend?: string;
+}
+
+export interface PredictIo {
+  readonly stdin: NodeJS.ReadableStream & { isTTY?: boolean };
+  readonly stdout: NodeJS.WritableStream;
+  readonly stderr: NodeJS.WritableStream;
+}
+
+function parseTopk(v: string): number {
+  const k = Number(v);
+  if (!Number.isInteger(k) || k < 1) throw new InvalidArgumentError(`expected a positive integer, received ${JSON.stringify(v)}`);
+  return k;
+}
+
+function parseLang(v: string): Lang {
+  if (v !== 'zh' && v !== 'en') throw new InvalidArgumentError(`expected zh or en, received ${JSON.stringify(v)}`);
+  return v;
+}
+
+/** Runs `resnet predict`; resolves to the exit code (0, or 1 if any file failed). */
+export async function runPredict(paths: readonly string[], opts: PredictOptions, io: PredictIo): Promise<number> {
+  const classifier = await loadClassifier(opts.weights, { backend: opts.backend });
+  if (paths.length === 0) {
+    const summary = await interactiveLoop(classifier, {
+      input: io.stdin,
+      output: io.stdout,
+      promptOutput: io.stdin.isTTY ? io.stdout : io.stderr,
+      lang: opts.lang,
+      topk: opts.topk,
+      json: opts.json,
+    });
+    return summary.failed > 0 ? 1 : 0;
+  }
+  const results = await predictPaths(classifier, paths, (r) => {
+    if (opts.json) return; // the array is written once, at the end
+    if (r.error !== undefined) io.stderr.write(`resnet predict: ${r.file}: ${r.error}\n`);
+    else io.stdout.write(`${formatResultText(r, opts)}\n`);
+  });
+  if (opts.json) io.stdout.write(`${JSON.stringify(results.map(resultToJson), null, 2)}\n`);
+  if (results.length === 0) {
+    io.stderr.write(`resnet predict: no image files found in ${paths.join(', ')}\n`);
+    return 1;
+  }
+  return results.some((r) => r.error !== undefined) ? 1 : 0;
+}
 
 export function registerPredict(program: Command): void {
   program
     .command('predict')
-    .description('(not built yet)')
-    .action(() => {
-      throw new Error('resnet predict is not built yet');
+    .description('classify images (files or folders); with no files, ask for paths interactively')
+    .argument('[paths...]', 'image files or folders (folders are walked in sorted order)')
+    .requiredOption('--weights <path>', 'checkpoint (.ckpt), run folder, .safetensors or .pth')
+    .option('--topk <k>', 'how many of the most probable classes to list', parseTopk, 3)
+    .option('--json', 'print a JSON array, one object per file', false)
+    .option('--lang <zh|en>', 'language of the class names in text output', parseLang, 'zh' as Lang)
+    .action(async (paths: string[], o: { weights: string; topk: number; json: boolean; lang: Lang }) => {
+      const backend = program.opts().backend as string | undefined;
+      const code = await runPredict(paths, { ...o, backend }, { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr });
+      if (code !== 0) process.exitCode = code;
     });
 }

@@ -1,0 +1,34 @@
+/**
+ * CIFAR-10 class names, in label-index order (the sorted folder names of the ImageFolder layout), with the
+ * Chinese names the seed's classifier prints.
+ *
+ * What it is: a lookup over the model's tables (src/models/resnet.ts) that also names the classes of a
+ * fine-tuned head with more outputs. What it is not: a dataset reader (src/data owns that).
+ * Reference: Krizhevsky, "Learning Multiple Layers of Features from Tiny Images" (2009), the CIFAR-10 labels.
+ */
+import { CIFAR10_CLASSES, CIFAR10_CLASSES_ZH } from '../models/resnet';
+
+export { CIFAR10_CLASSES, CIFAR10_CLASSES_ZH };
+
+export interface ClassName {
+  readonly index: number;
+  readonly en: string;
+  readonly zh: string;
+}
+
+/**
+ * The names of class `index`. A model with more classes than CIFAR-10 (a fine-tuned head) still gets names:
+ * `class_<index>` in both languages, so that nothing downstream has to handle a missing label.
+ */
+export function className(index: number): ClassName {
+  if (!Number.isInteger(index) || index < 0) {
+    throw new Error(`className: expected a non-negative integer class index, received ${index}`);
+  }
+  const en: string = CIFAR10_CLASSES[index] ?? `class_${index}`;
+  const zh: string = CIFAR10_CLASSES_ZH[index] ?? `class_${index}`;
+  return { index, en, zh };
+}
+
+export function classNames(numClasses: number): ClassName[] {
+  return Array.from({ length: numClasses }, (_, i) => className(i));
+}

@@ -1,0 +1,99 @@
+/**
+ * The classifier behind `resnet predict` and `resnet serve`: weights in, one image's bytes in, a Prediction out.
+ * It composes the public pieces of the engine: loadWeights (src/interop) → resnet18 + loadStateDict(strict)
+ * (src/models) → preprocessForModel (src/data: RGB, resize to 32x32, the seed's normalisation) → forward in
+ * eval mode without autograd → softmax (src/predict/prediction.ts).
+ *
+ * What it is not: a batch evaluator (`resnet eval` owns accuracy over a test set) and not a server.
+ * Every image runs alone (batch 1): the CLI and the server then give bitwise-identical outputs for the same
+ * bytes (RELIABILITY.md S13), which a batched path could not promise.
+ */
+import { DecodeOptions, preprocessForModel } from '../data';
+import { loadWeights } from '../interop/weights';
+import { resnet18 } from '../models/resnet';
+import { Tensor, noGrad, tidy } from '../tensor';
+import { useBackend } from '../backend';
+import { ClassName, classNames } from './classes';
+import { Prediction, predictionFromLogits } from './prediction';
+
+/** The model's input: one RGB image, 32x32, normalised. */
+export const INPUT_SHAPE: readonly number[] = Object.freeze([1, 3, 32, 32]);
+
+export interface ModelInfo {
+  readonly arch: 'resnet18';
+  readonly numClasses: number;
+  readonly classes: readonly ClassName[];
+  readonly inputShape: readonly number[];
+  /** the compute backend that runs the model (native or reference) */
+  readonly backend: string;
+  readonly weights: {
+    readonly path: string;
+    readonly format: string;
+    readonly notes: readonly string[];
+  };
+}
+
+export interface Classifier {
+  readonly info: ModelInfo;
+  /** Decodes and classifies one encoded image (any format src/data decodes). Rejects with ImageDecodeError. */
+  classifyBytes(bytes: Uint8Array, opts?: DecodeOptions): Promise<Prediction>;
+  /** Classifies an already preprocessed input of INPUT_SHAPE. */
+  classifyInput(x: Float32Array): Prediction;
+}
+
+export interface LoadClassifierOptions {
+  /** native | reference | auto (default: RESNET_BACKEND, else auto) */
+  readonly backend?: string;
+}
+
+/**
+ * Loads weights (our .ckpt checkpoints, run folders, and what the interop layer reads: .pth, .safetensors)
+ * into a ResNet-18 in eval mode. The number of classes comes from the weights (fc.weight is [classes, 512]).
+ */
+export async function loadClassifier(weights: string, opts: LoadClassifierOptions = {}): Promise<Classifier> {
+  const backend = useBackend(opts.backend);
+  const loaded = await loadWeights(weights);
+  const fc = loaded.stateDict.get('fc.weight');
+  if (!fc || fc.shape.length !== 2) {
+    const keys = [...loaded.stateDict.keys()];
+    const shown = keys.slice(0, 5).join(', ') + (keys.length > 5 ? `, ... (${keys.length} keys)` : '');
+    throw new Error(
+      `loadClassifier ${weights}: expected a ResNet-18 state dict with fc.weight of shape [classes, 512], ` +
+        `received ${fc ? `fc.weight of shape [${fc.shape.join(',')}]` : `keys ${shown || '(none)'}`}`,
+    );
+  }
+  const numClasses = fc.shape[0];
+  const model = resnet18({ numClasses });
+  model.loadStateDict(loaded.stateDict, { strict: true });
+  model.eval();
+
+  const info: ModelInfo = {
+    arch: 'resnet18',
+    numClasses,
+    classes: classNames(numClasses),
+    inputShape: INPUT_SHAPE,
+    backend: backend.name,
+    weights: { path: loaded.path, format: String(loaded.format), notes: [...loaded.notes] },
+  };
+
+  const classifyInput = (x: Float32Array): Prediction => {
+    const want = INPUT_SHAPE.reduce((a, b) => a * b, 1);
+    if (x.length !== want) {
+      throw new Error(`classify: expected a preprocessed input of ${want} values [${INPUT_SHAPE.join(',')}], received ${x.length}`);
+    }
+    // tidy frees the input, every activation and the output; only the copied logits leave the scope
+    const logits = tidy(() => noGrad(() => model.forward(Tensor.fromArray(x, [...INPUT_SHAPE])).toArray()));
+    if (logits.length !== numClasses) {
+      throw new Error(`classify: expected ${numClasses} logits from the model, received ${logits.length}`);
+    }
+    return predictionFromLogits(logits);
+  };
+
+  return {
+    info,
+    classifyInput,
+    async classifyBytes(bytes: Uint8Array, decodeOpts?: DecodeOptions): Promise<Prediction> {
+      return classifyInput(await preprocessForModel(bytes, decodeOpts));
+    },
+  };
+}

@@ -1,0 +1,33 @@
+/**
+ * A bound on concurrent inferences: a request either gets a slot at once or is refused (the server answers
+ * 503 with Retry-After), so that a burst of uploads cannot queue unbounded work or memory (RELIABILITY.md S8).
+ *
+ * What it is not: a queue. Waiting would only move the overload from memory into latency; a client can retry.
+ * Reference: TorchServe job_queue_size (503 when full).
+ */
+
+export class ConcurrencyLimiter {
+  private active = 0;
+
+  constructor(readonly max: number) {
+    if (!Number.isInteger(max) || max < 1) {
+      throw new Error(`ConcurrencyLimiter: expected max to be a positive integer, received ${max}`);
+    }
+  }
+
+  get inFlight(): number {
+    return this.active;
+  }
+
+  /** A release function when a slot is free (call it exactly once), or null when all `max` are taken. */
+  tryAcquire(): (() => void) | null {
+    if (this.active >= this.max) return null;
+    this.active++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.active--;
+    };
+  }
+}
