@@ -1,0 +1,133 @@
+/**
+ * The engine benchmark behind `resnet bench`: ResNet-18 (CIFAR) training images/s at batch B (forward, backward and
+ * SGD step, as the seed's loop), inference images/s at batch B, latency at batch 1 and peak resident memory.
+ * Random inputs: the figure is the engine's, not the data pipeline's. With RESNET_PROFILE=1 on the native backend it
+ * also reports where a training step's time goes, per kernel.
+ */
+import type { Backend } from '../backend/backend';
+import { resnet18 } from '../models/resnet';
+import { SGD } from '../nn/optim';
+import { Tensor, crossEntropy, noGrad, tidy } from '../tensor';
+import { Rng } from '../util/rng';
+
+export interface BenchOptions {
+  backend: Backend;
+  batch?: number;
+  /** timed training steps (after one warm-up step) */
+  steps?: number;
+  /** timed inference batches */
+  inferSteps?: number;
+  /** timed batch-1 forward passes */
+  latencyRuns?: number;
+  log?: (msg: string) => void;
+}
+
+export interface BenchResult {
+  backend: string;
+  backend_detail: string;
+  batch: number;
+  train_img_s: number;
+  train_step_ms: number;
+  infer_img_s: number;
+  latency_ms_b1: number;
+  peak_rss_mb: number;
+  steps: number;
+  profile?: Record<string, { calls: number; ms: number; share: number }>;
+}
+
+function randomBatch(n: number, rng: Rng): { x: Float32Array; y: Int32Array } {
+  const x = new Float32Array(n * 3 * 32 * 32);
+  for (let i = 0; i < x.length; i++) x[i] = rng.normal();
+  const y = Int32Array.from({ length: n }, () => rng.int(10));
+  return { x, y };
+}
+
+function median(v: number[]): number {
+  const s = [...v].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+function nativeProfiler(be: Backend): { reset(): void; read(): Record<string, { calls: number; ms: number }> } | null {
+  if (be.name !== 'native' || process.env.RESNET_PROFILE !== '1') return null;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const native = require('../backend/native') as typeof import('../backend/native');
+  return { reset: native.resetNativeProfile, read: native.nativeProfile };
+}
+
+export function runBench(opts: BenchOptions): BenchResult {
+  const be = opts.backend;
+  const B = opts.batch ?? 128;
+  const steps = opts.steps ?? 5;
+  const log = opts.log ?? (() => {});
+  const rng = new Rng(1);
+  const model = resnet18({ backend: be, seed: 0 }).train();
+  const opt = new SGD(model.namedParameters(), { lr: 0.001, momentum: 0.9, weightDecay: 5e-4 });
+  const { x: xData, y } = randomBatch(B, rng);
+  const x = Tensor.fromArray(xData, [B, 3, 32, 32], be);
+  const trainStep = (): number => {
+    const loss = tidy(() => {
+      const l = crossEntropy(model.forward(x), y);
+      l.backward();
+      opt.step();
+      return l.item();
+    });
+    opt.zeroGrad();
+    return loss;
+  };
+  log(`warm-up training step (batch ${B}) on ${be.name}`);
+  trainStep();
+  const prof = nativeProfiler(be);
+  prof?.reset();
+  const times: number[] = [];
+  for (let s = 0; s < steps; s++) {
+    const t0 = performance.now();
+    trainStep();
+    times.push(performance.now() - t0);
+    log(`train step ${s + 1}/${steps}: ${times[s].toFixed(0)} ms`);
+  }
+  const stepMs = median(times);
+  const profile = prof ? summariseProfile(prof.read(), times.reduce((a, b) => a + b, 0)) : undefined;
+
+  model.eval();
+  const forward = (t: Tensor): void => noGrad(() => tidy(() => { model.forward(t).toArray(); }));
+  forward(x);
+  const inferTimes: number[] = [];
+  for (let s = 0; s < (opts.inferSteps ?? steps); s++) {
+    const t0 = performance.now();
+    forward(x);
+    inferTimes.push(performance.now() - t0);
+  }
+  const x1 = Tensor.fromArray(xData.subarray(0, 3 * 32 * 32), [1, 3, 32, 32], be);
+  forward(x1);
+  const lat: number[] = [];
+  for (let s = 0; s < (opts.latencyRuns ?? 20); s++) {
+    const t0 = performance.now();
+    forward(x1);
+    lat.push(performance.now() - t0);
+  }
+  x.dispose();
+  x1.dispose();
+  opt.dispose();
+  model.dispose();
+  return {
+    backend: be.name,
+    backend_detail: be.describe(),
+    batch: B,
+    train_img_s: (B * 1000) / stepMs,
+    train_step_ms: stepMs,
+    infer_img_s: (B * 1000) / median(inferTimes),
+    latency_ms_b1: median(lat),
+    peak_rss_mb: process.resourceUsage().maxRSS / 1024,
+    steps,
+    profile,
+  };
+}
+
+function summariseProfile(
+  raw: Record<string, { calls: number; ms: number }>, totalMs: number,
+): Record<string, { calls: number; ms: number; share: number }> {
+  const out: Record<string, { calls: number; ms: number; share: number }> = {};
+  const sorted = Object.entries(raw).sort((a, b) => b[1].ms - a[1].ms);
+  for (const [k, v] of sorted) out[k] = { calls: v.calls, ms: v.ms, share: v.ms / totalMs };
+  return out;
+}
