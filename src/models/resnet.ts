@@ -53,6 +53,8 @@ export interface ResNetOptions {
   backend?: Backend;
   /** float32 (default); float64 on the reference backend for numerical studies */
   dtype?: DType;
+  /** channels of the first stage (default 64, the seed's); stages use w, 2w, 4w, 8w. Small widths make fast tests. */
+  baseWidth?: number;
 }
 
 export class ResNet extends Module {
@@ -73,20 +75,22 @@ export class ResNet extends Module {
       throw new Error(`resnet18: numClasses must be a positive integer, received ${opts.numClasses}`);
     }
     const init: InitOptions = { rng, backend, dtype: opts.dtype };
+    const w = opts.baseWidth ?? 64;
+    if (!Number.isInteger(w) || w < 1) throw new Error(`resnet18: baseWidth must be a positive integer, received ${w}`);
     this.conv1 = this.registerModule('conv1', new Sequential(
-      new Conv2d(3, 64, 3, 1, 1, false, init), new BatchNorm2d(64, 1e-5, 0.1, init), new ReLU(),
+      new Conv2d(3, w, 3, 1, 1, false, init), new BatchNorm2d(w, 1e-5, 0.1, init), new ReLU(),
     ));
-    let inCh = 64;
+    let inCh = w;
     const stage = (name: string, outCh: number, stride: number): Sequential => {
       const blocks = [new BasicBlock(inCh, outCh, stride, init), new BasicBlock(outCh, outCh, 1, init)];
       inCh = outCh;
       return this.registerModule(name, new Sequential(...blocks));
     };
-    this.layer1 = stage('layer1', 64, 1);
-    this.layer2 = stage('layer2', 128, 2);
-    this.layer3 = stage('layer3', 256, 2);
-    this.layer4 = stage('layer4', 512, 2);
-    this.fc = this.registerModule('fc', new Linear(512, this.numClasses, true, init));
+    this.layer1 = stage('layer1', w, 1);
+    this.layer2 = stage('layer2', 2 * w, 2);
+    this.layer3 = stage('layer3', 4 * w, 2);
+    this.layer4 = stage('layer4', 8 * w, 2);
+    this.fc = this.registerModule('fc', new Linear(8 * w, this.numClasses, true, init));
   }
 
   /** x [N,3,32,32] normalised -> logits [N,numClasses] */

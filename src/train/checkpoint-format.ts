@@ -34,6 +34,8 @@ export interface Checkpoint {
   datasetFingerprint?: string;
   metrics?: Record<string, number>;
   env?: Record<string, string>;
+  /** the training loop's own state (position inside an epoch, running sums, best accuracy, history) */
+  trainer?: Record<string, unknown>;
 }
 
 /** A checkpoint that cannot be used: `file` names it, `reason` says what is wrong with it. */
@@ -227,7 +229,7 @@ export function decodeCheckpoint(bytes: Uint8Array, name: string): Checkpoint {
       config: meta.config as Record<string, unknown>,
     };
     if (opt.state !== undefined) c.optimizer.state = opt.state;
-    for (const k of ['rng', 'datasetFingerprint', 'metrics', 'env'] as const) {
+    for (const k of ['rng', 'datasetFingerprint', 'metrics', 'env', 'trainer'] as const) {
       if (meta[k] !== undefined) (c as unknown as Record<string, unknown>)[k] = meta[k];
     }
     return c;

@@ -1,11 +1,86 @@
-/** `resnet train`: placeholder registration, replaced by the issue that builds this command. */
-import { Command } from 'commander';
+/**
+ * `resnet train`: the seed's training run (src/train/trainer.ts) from the command line. Every hyperparameter has a
+ * flag; `--recipe` picks the defaults (seed | fast); explicit flags override the recipe.
+ */
+import * as fs from 'node:fs';
+import { Command, Option } from 'commander';
+import { useBackend } from '../../backend';
+import { RECIPES, type TrainConfig } from '../../train/config';
+import { train } from '../../train/trainer';
+
+const int = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw new Error(`expected an integer, received ${JSON.stringify(v)}`);
+  return n;
+};
+const num = (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new Error(`expected a number, received ${JSON.stringify(v)}`);
+  return n;
+};
+
+/** The default --data: ./data as the seed, else the official dataset (downloaded and cached). */
+function defaultData(): string {
+  return fs.existsSync('data') ? 'data' : 'cifar10';
+}
+
+function defaultOut(): string {
+  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+  return `runs/${stamp}`;
+}
 
 export function registerTrain(program: Command): void {
   program
     .command('train')
-    .description('(not built yet)')
-    .action(() => {
-      throw new Error('resnet train is not built yet');
+    .description("train ResNet-18 on CIFAR-10 (the seed's recipe by default)")
+    .option('--data <path>', 'ImageFolder root, .tar/.tar.gz, CIFAR-10 binary folder/archive, or "cifar10" (default: ./data if present, else cifar10)')
+    .option('--out <dir>', 'run folder (checkpoints, TensorBoard events, metrics.jsonl)')
+    .addOption(new Option('--recipe <name>', 'seed: constant lr 0.001, 200 epochs; fast: one-cycle lr 0.1, nesterov, label smoothing 0.1, 20 epochs').choices(['seed', 'fast']).default('seed'))
+    .option('--epochs <n>', 'total epochs', int)
+    .option('--batch-size <n>', 'batch size', int)
+    .option('--lr <x>', 'learning rate (peak rate for onecycle)', num)
+    .option('--momentum <x>', 'SGD momentum', num)
+    .option('--weight-decay <x>', 'SGD weight decay', num)
+    .option('--nesterov', 'nesterov momentum')
+    .option('--no-nesterov', 'plain momentum')
+    .option('--label-smoothing <x>', 'label smoothing of the cross-entropy', num)
+    .addOption(new Option('--schedule <name>', 'learning-rate schedule').choices(['constant', 'cosine', 'onecycle']))
+    .option('--seed <n>', 'seed of initialisation, data order and augmentation', int)
+    .option('--val-split <n>', 'carve N training images out as a validation split (best checkpoint chosen on it)', int)
+    .option('--limit <n>', 'use only N training images (quick runs)', int)
+    .option('--test-limit <n>', 'use only N test images', int)
+    .option('--cutout <px>', 'Cutout augmentation square side (0: off)', int)
+    .option('--no-crop', 'no RandomCrop(32, padding 4)')
+    .option('--no-flip', 'no RandomHorizontalFlip')
+    .option('--width <n>', 'channels of the first stage (64 = the seed; smaller for quick experiments)', int)
+    .option('--resume [run]', 'continue the run in --out (or in RUN / from a checkpoint file)')
+    .option('--force', 'resume even if the configuration or the dataset changed')
+    .option('--weights <file>', 'start from these weights (.ckpt, run folder, .pth, .safetensors)')
+    .option('--keep-last <k>', 'keep only the last K epoch checkpoints (default: all)', int)
+    .addOption(new Option('--on-bad-image <policy>', 'skip (count and name) or fail on unreadable images').choices(['skip', 'fail']).default('skip'))
+    .option('--no-worker', 'prepare batches on the main thread')
+    .action(async (o: Record<string, unknown>) => {
+      const recipe = RECIPES[o.recipe as 'seed' | 'fast'];
+      const pick = <K extends keyof TrainConfig>(k: K, v: unknown): TrainConfig[K] => (v === undefined ? recipe[k] : (v as TrainConfig[K]));
+      const config: TrainConfig = {
+        ...recipe,
+        epochs: pick('epochs', o.epochs), batchSize: pick('batchSize', o.batchSize), lr: pick('lr', o.lr),
+        momentum: pick('momentum', o.momentum), weightDecay: pick('weightDecay', o.weightDecay),
+        nesterov: pick('nesterov', o.nesterov), labelSmoothing: pick('labelSmoothing', o.labelSmoothing),
+        schedule: pick('schedule', o.schedule), seed: pick('seed', o.seed), valSplit: pick('valSplit', o.valSplit),
+        limit: o.limit as number | undefined, testLimit: o.testLimit as number | undefined,
+        cutout: pick('cutout', o.cutout), crop: o.crop !== false, flip: o.flip !== false, baseWidth: pick('baseWidth', o.width),
+      };
+      const resume = o.resume === true ? true : (o.resume as string | undefined);
+      const out = (o.out as string | undefined) ?? (typeof resume === 'string' && fs.existsSync(resume) && fs.statSync(resume).isDirectory() ? resume : defaultOut());
+      const result = await train({
+        config, data: (o.data as string | undefined) ?? defaultData(), out, backend: useBackend(program.opts().backend),
+        resume, force: Boolean(o.force), weights: o.weights as string | undefined, keepLast: o.keepLast as number | undefined,
+        onBadImage: o.onBadImage as 'skip' | 'fail', worker: o.worker !== false,
+      });
+      if (result.status === 'completed') {
+        process.stdout.write(`done: ${result.epochsDone} epochs, best accuracy ${(100 * result.bestAcc).toFixed(2)}%; run folder ${out}\n`);
+      }
+      process.exitCode = result.exitCode;
     });
 }

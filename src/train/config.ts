@@ -1,0 +1,94 @@
+/**
+ * Training configuration: the seed's recipe (the default) and the `fast` recipe, every field a CLI flag.
+ *
+ * seed: SGD momentum 0.9, weight decay 5e-4, constant lr 0.001, batch 128, 200 epochs, cross-entropy, RandomCrop(32,
+ *       padding 4) + horizontal flip (the tutorial's run reached 88.54% test accuracy).
+ * fast: the same network and data, trained with a one-cycle schedule (Smith & Topin 2019: "super-convergence"),
+ *       peak lr 0.1, nesterov momentum and label smoothing 0.1 (Szegedy et al. 2016), 20 epochs: chosen to pass the
+ *       seed's accuracy in about a tenth of its epochs.
+ */
+
+export type ScheduleName = 'constant' | 'cosine' | 'onecycle';
+
+export interface TrainConfig {
+  recipe: 'seed' | 'fast';
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  momentum: number;
+  weightDecay: number;
+  nesterov: boolean;
+  labelSmoothing: number;
+  schedule: ScheduleName;
+  /** onecycle: fraction of steps spent warming up */
+  warmupFraction: number;
+  seed: number;
+  /** images carved from train as a validation split (0: none) */
+  valSplit: number;
+  /** use only N training images (quick runs) */
+  limit?: number;
+  /** use only N test images */
+  testLimit?: number;
+  crop: boolean;
+  flip: boolean;
+  /** Cutout square side in pixels (0: off) */
+  cutout: number;
+  /** ResNet-18 width of the first stage (64 = the seed's) */
+  baseWidth: number;
+}
+
+export const RECIPES: Record<'seed' | 'fast', TrainConfig> = {
+  seed: {
+    recipe: 'seed', epochs: 200, batchSize: 128, lr: 0.001, momentum: 0.9, weightDecay: 5e-4, nesterov: false,
+    labelSmoothing: 0, schedule: 'constant', warmupFraction: 0.25, seed: 0, valSplit: 0, crop: true, flip: true,
+    cutout: 0, baseWidth: 64,
+  },
+  fast: {
+    recipe: 'fast', epochs: 20, batchSize: 128, lr: 0.1, momentum: 0.9, weightDecay: 5e-4, nesterov: true,
+    labelSmoothing: 0.1, schedule: 'onecycle', warmupFraction: 0.25, seed: 0, valSplit: 0, crop: true, flip: true,
+    cutout: 0, baseWidth: 64,
+  },
+};
+
+/** Fields that change the computation: a resumed run must agree on all of them (epochs may grow). */
+export const RESUME_KEYS: (keyof TrainConfig)[] = [
+  'batchSize', 'lr', 'momentum', 'weightDecay', 'nesterov', 'labelSmoothing', 'schedule', 'warmupFraction', 'seed',
+  'valSplit', 'limit', 'testLimit', 'crop', 'flip', 'cutout', 'baseWidth', 'epochs',
+];
+
+export function validateConfig(c: TrainConfig): void {
+  const positiveInt = (k: keyof TrainConfig) => {
+    const v = c[k];
+    if (!(typeof v === 'number' && Number.isInteger(v) && v > 0)) throw new Error(`train: --${flag(k)} must be a positive integer, received ${v}`);
+  };
+  positiveInt('epochs');
+  positiveInt('batchSize');
+  positiveInt('baseWidth');
+  for (const k of ['lr', 'momentum', 'weightDecay', 'labelSmoothing', 'cutout', 'valSplit'] as const) {
+    if (!(Number.isFinite(c[k]) && c[k] >= 0)) throw new Error(`train: --${flag(k)} must be a number >= 0, received ${c[k]}`);
+  }
+  if (c.labelSmoothing > 1) throw new Error(`train: --label-smoothing must be in [0, 1], received ${c.labelSmoothing}`);
+  if (!['constant', 'cosine', 'onecycle'].includes(c.schedule)) {
+    throw new Error(`train: --schedule must be constant, cosine or onecycle, received ${c.schedule}`);
+  }
+  if (c.nesterov && c.momentum <= 0) throw new Error('train: --nesterov needs a momentum > 0');
+  for (const k of ['limit', 'testLimit'] as const) {
+    const v = c[k];
+    if (v !== undefined && !(Number.isInteger(v) && v > 0)) throw new Error(`train: --${flag(k)} must be a positive integer, received ${v}`);
+  }
+}
+
+/** camelCase field → kebab-case flag */
+export function flag(k: string): string {
+  return k.replace(/[A-Z]/g, (m) => `-${m.toLowerCase()}`);
+}
+
+/** Differences between a checkpoint's config and this run's, as "field: was → now" lines. */
+export function configDifferences(saved: Record<string, unknown>, now: TrainConfig): string[] {
+  const out: string[] = [];
+  for (const k of RESUME_KEYS) {
+    if (k === 'epochs') continue;
+    if (JSON.stringify(saved[k]) !== JSON.stringify(now[k])) out.push(`--${flag(k)}: ${JSON.stringify(saved[k])} → ${JSON.stringify(now[k])}`);
+  }
+  return out;
+}

@@ -1,0 +1,310 @@
+/**
+ * The training loop of `resnet train`, in one readable file: the seed's loop (forward, cross-entropy, backward, SGD
+ * step; test loss and accuracy after each epoch; a checkpoint per epoch; the best accuracy in best_acc.txt) plus what
+ * a run of hours or days needs: exact resume, TensorBoard and metrics.jsonl logs, SIGINT/SIGTERM handling, NaN
+ * detection, and a lock on the run folder.
+ *
+ * Determinism: initial weights come from `seed`, the data order and augmentation of epoch e from (seed, e), and the
+ * learning rate from the global step, so a run interrupted at any step and resumed continues bit for bit.
+ * A checkpoint file epoch-000E.ckpt holds the state after epoch E, or — when the run was interrupted during epoch E —
+ * the state after `batchInEpoch` of its batches (`complete: false`), replaced once the epoch finishes.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Backend } from '../backend/backend';
+import { Loader, type Batch } from '../data/loader';
+import { openDataset, splitValidation } from '../data';
+import type { CifarData, Split } from '../data/types';
+import { loadWeights } from '../interop/weights';
+import { resnet18, type ResNet } from '../models/resnet';
+import { describeLoad } from '../nn/module';
+import { SGD } from '../nn/optim';
+import { Tensor, crossEntropy, tidy } from '../tensor';
+import {
+  NoCheckpointError, isFiniteStateDict, loadLatestCheckpoint, saveCheckpoint, writeBestAccuracy, type Checkpoint,
+} from './checkpoint';
+import { configDifferences, validateConfig, type TrainConfig } from './config';
+import { evaluate, type EvalResult } from './evaluate';
+import { acquireRunLock } from './lock';
+import { MetricsLog } from './metrics';
+import { Progress } from './progress';
+import { learningRate } from './schedule';
+import { installStopSignals, type StopSignals } from './signals';
+import { EventWriter } from './tensorboard';
+
+export interface TrainOptions {
+  config: TrainConfig;
+  data: string;
+  out: string;
+  backend: Backend;
+  /** continue the run in `out` (or from this run folder / checkpoint) */
+  resume?: boolean | string;
+  /** resume even when the config or dataset differs */
+  force?: boolean;
+  /** start from these weights (any format loadWeights reads) */
+  weights?: string;
+  /** keep only the last K epoch checkpoints (default: all, as the seed) */
+  keepLast?: number;
+  onBadImage?: 'skip' | 'fail';
+  /** use a worker thread for batches (default true) */
+  worker?: boolean;
+  log?: (line: string) => void;
+  /** testing hook: may modify a batch before its step */
+  transformBatch?: (b: Batch, globalStep: number) => void;
+  /** listen for SIGINT/SIGTERM (default true) */
+  handleSignals?: boolean;
+}
+
+export type TrainStatus = 'completed' | 'interrupted' | 'diverged';
+
+export interface TrainResult {
+  status: TrainStatus;
+  /** 0 completed, 130 SIGINT, 143 SIGTERM, 3 diverged */
+  exitCode: number;
+  epochsDone: number;
+  step: number;
+  bestAcc: number;
+  history: { epoch: number; train_loss: number; train_acc: number; test_loss: number; test_acc: number; lr: number; seconds: number }[];
+}
+
+export class DivergedError extends Error {}
+
+interface EpochAccumulator { lossSum: number; correct: number; seen: number; batches: number }
+
+/** Trains as configured; resolves when the run completes, is interrupted (checkpoint saved) or diverges. */
+export async function train(opts: TrainOptions): Promise<TrainResult> {
+  const cfg = opts.config;
+  validateConfig(cfg);
+  const log = opts.log ?? ((l: string) => process.stdout.write(`${l}\n`));
+  const warn = (m: string) => process.stderr.write(`warning: ${m}\n`);
+  fs.mkdirSync(opts.out, { recursive: true });
+  const lock = acquireRunLock(opts.out, { onWarning: warn });
+  const stop: StopSignals | null = opts.handleSignals === false ? null : installStopSignals((sig) => {
+    process.stderr.write(`\n${sig}: finishing the current step, then saving a checkpoint (press again: ignored)\n`);
+  });
+  try {
+    return await run(opts, cfg, log, warn, stop);
+  } finally {
+    stop?.dispose();
+    lock.release();
+  }
+}
+
+async function run(
+  opts: TrainOptions, cfg: TrainConfig, log: (l: string) => void, warn: (m: string) => void, stop: StopSignals | null,
+): Promise<TrainResult> {
+  const data = await openDataset(opts.data, { onBadImage: opts.onBadImage ?? 'skip', log: (m) => log(m) });
+  if (data.test.n === 0) throw new Error(`train: ${opts.data} has no test split (expected test/<class>/... beside train/)`);
+  const { train: trainSplit, val } = cfg.valSplit > 0 ? splitValidation(data.train, cfg.valSplit, cfg.seed) : { train: data.train, val: null };
+  const trainLoader = new Loader(trainSplit, {
+    batchSize: cfg.batchSize, shuffle: true, seed: cfg.seed, dropLast: false, limit: cfg.limit, worker: opts.worker ?? true,
+    augment: { crop: cfg.crop, flip: cfg.flip, cutout: cfg.cutout },
+  });
+  const evalLoader = (s: Split) => new Loader(s, {
+    batchSize: 256, shuffle: false, seed: cfg.seed, dropLast: false, limit: s === data.test ? cfg.testLimit : undefined,
+    augment: { crop: false, flip: false },
+  });
+  const testLoader = evalLoader(data.test);
+  const valLoader = val ? evalLoader(val) : null;
+  const numClasses = data.classes.length;
+  const model = resnet18({ numClasses, seed: cfg.seed, backend: opts.backend, baseWidth: cfg.baseWidth });
+  const opt = new SGD(model.namedParameters(), {
+    lr: cfg.lr, momentum: cfg.momentum, weightDecay: cfg.weightDecay, nesterov: cfg.nesterov,
+  });
+  const totalSteps = cfg.epochs * trainLoader.numBatches;
+  const state = { epoch: 0, step: 0, bestAcc: -1, batchInEpoch: 0, acc: { lossSum: 0, correct: 0, seen: 0, batches: 0 } as EpochAccumulator };
+  const history: TrainResult['history'] = [];
+
+  if (opts.weights) await initFromWeights(model, opts.weights, log);
+  if (opts.resume) await resumeFrom(opts, model, opt, data, cfg, state, history, log, warn);
+
+  const events = EventWriter.create(opts.out, { purgeStep: opts.resume ? state.step : undefined, onWarning: warn });
+  const metrics = MetricsLog.open(opts.out, { onWarning: warn });
+  if (opts.resume) metrics.logResume(state.epoch, state.step);
+  writeRunInfo(opts, cfg, data);
+  log(`training ${cfg.recipe} recipe on ${opts.backend.name}: ${trainLoader.size} train / ${testLoader.size} test images, ` +
+    `${numClasses} classes, ${trainLoader.numBatches} steps per epoch, epochs ${state.epoch + 1}..${cfg.epochs}; run folder ${opts.out}`);
+
+  const makeCheckpoint = (complete: boolean, metricsNow?: Record<string, number>): Checkpoint => ({
+    model: model.stateDict(),
+    optimizer: { name: 'sgd', hyper: { lr: opt.lr, momentum: cfg.momentum, weightDecay: cfg.weightDecay, nesterov: cfg.nesterov }, buffers: opt.stateDict() },
+    epoch: complete ? state.epoch : state.epoch + 1,
+    step: state.step,
+    config: { ...cfg },
+    datasetFingerprint: data.fingerprint,
+    metrics: metricsNow,
+    rng: { seed: cfg.seed, scheme: 'hash(seed, epoch, index)' },
+    trainer: { complete, batchInEpoch: complete ? 0 : state.batchInEpoch, bestAcc: state.bestAcc, acc: { ...state.acc }, history },
+    env: { node: process.version, backend: opts.backend.describe(), platform: `${process.platform}-${process.arch}` },
+  });
+
+  let status: TrainStatus = 'completed';
+  try {
+    for (let e = state.epoch; e < cfg.epochs; e++) {
+      const epochNo = e + 1;
+      const t0 = performance.now();
+      const progress = new Progress(`epoch ${epochNo}/${cfg.epochs}`, trainLoader.numBatches, state.batchInEpoch);
+      model.train();
+      let b = 0;
+      for await (const batch of trainLoader.batches(epochNo)) {
+        if (b++ < state.batchInEpoch) continue; // resumed mid-epoch: these steps were done before the interruption
+        opts.transformBatch?.(batch, state.step);
+        opt.lr = learningRate(cfg.schedule, cfg.lr, state.step, totalSteps, cfg.warmupFraction);
+        const r = trainStep(model, opt, batch, cfg.labelSmoothing);
+        if (!Number.isFinite(r.loss)) {
+          throw new DivergedError(`training diverged at epoch ${epochNo}, step ${state.step + 1}: the loss is ${r.loss}; ` +
+            `no update was applied and the last good checkpoint in ${path.join(opts.out, 'checkpoints')} is kept`);
+        }
+        state.step++;
+        state.batchInEpoch++;
+        state.acc.lossSum += r.loss * batch.n;
+        state.acc.correct += r.correct;
+        state.acc.seen += batch.n;
+        state.acc.batches++;
+        events.addScalar('train_loss', r.loss, state.step);
+        progress.tick(r.loss, batch.n);
+        if (state.batchInEpoch % 100 === 0) {
+          progress.line(`[epoch:${epochNo}, iter:${state.step}] Loss: ${(state.acc.lossSum / state.acc.seen).toFixed(3)} | Acc: ${(100 * state.acc.correct / state.acc.seen).toFixed(3)}% | lr ${opt.lr.toPrecision(3)}`);
+        }
+        if (stop?.stopRequested()) break;
+      }
+      progress.done();
+      if (stop?.stopRequested() && state.batchInEpoch < trainLoader.numBatches) {
+        const file = await saveCheckpoint(opts.out, makeCheckpoint(false), { keepLast: opts.keepLast });
+        log(`interrupted: saved ${file} (epoch ${epochNo}, ${state.batchInEpoch}/${trainLoader.numBatches} steps); resume with --resume ${opts.out}`);
+        status = 'interrupted';
+        break;
+      }
+      const trainLoss = state.acc.lossSum / state.acc.seen;
+      const trainAcc = state.acc.correct / state.acc.seen;
+      const test = await evaluate(model, testLoader, numClasses);
+      const valRes = valLoader ? await evaluate(model, valLoader, numClasses) : null;
+      const seconds = (performance.now() - t0) / 1000;
+      const record = { train_loss: trainLoss, train_acc: trainAcc, test_loss: test.loss, test_acc: test.acc, lr: opt.lr, seconds,
+        ...(valRes ? { val_loss: valRes.loss, val_acc: valRes.acc } : {}) };
+      history.push({ epoch: epochNo, train_loss: trainLoss, train_acc: trainAcc, test_loss: test.loss, test_acc: test.acc, lr: opt.lr, seconds });
+      for (const [k, v] of Object.entries(record)) if (k !== 'seconds') events.addScalar(k, v, state.step);
+      metrics.logEpoch(epochNo, state.step, record);
+      state.epoch = epochNo;
+      state.batchInEpoch = 0;
+      state.acc = { lossSum: 0, correct: 0, seen: 0, batches: 0 };
+      const selectAcc = valRes ? valRes.acc : test.acc;
+      const isBest = Number.isFinite(selectAcc) && selectAcc > state.bestAcc && isFiniteStateDict(model.stateDict());
+      if (isBest) state.bestAcc = selectAcc;
+      await saveCheckpoint(opts.out, makeCheckpoint(true, record), { keepLast: opts.keepLast, best: isBest });
+      if (isBest) writeBestAccuracy(opts.out, epochNo, selectAcc, { test_acc: test.acc, test_loss: test.loss, step: state.step });
+      events.flush();
+      log(epochSummary(epochNo, cfg.epochs, record, test, valRes, isBest));
+      if (stop?.stopRequested()) {
+        status = 'interrupted';
+        log(`interrupted after epoch ${epochNo}: checkpoint saved; resume with --resume ${opts.out}`);
+        break;
+      }
+    }
+  } catch (err) {
+    if (!(err instanceof DivergedError)) throw err;
+    status = 'diverged';
+    process.stderr.write(`error: ${err.message}\n`);
+    events.addScalar('diverged', 1, state.step);
+  } finally {
+    events.close();
+    metrics.close();
+    await trainLoader.close();
+    await testLoader.close();
+    await valLoader?.close();
+    opt.dispose();
+    model.dispose();
+  }
+  const exitCode = status === 'completed' ? 0 : status === 'diverged' ? 3 : (stop?.exitCode() ?? 130);
+  return { status, exitCode, epochsDone: state.epoch, step: state.step, bestAcc: state.bestAcc, history };
+}
+
+/** One SGD step on a batch; returns the batch's mean loss and number of correct predictions. */
+function trainStep(model: ResNet, opt: SGD, batch: Batch, labelSmoothing: number): { loss: number; correct: number } {
+  const be = model.backend;
+  const r = tidy(() => {
+    const x = Tensor.fromArray(batch.x, [batch.n, 3, 32, 32], be);
+    const logits = model.forward(x);
+    const loss = crossEntropy(logits, batch.y, { labelSmoothing });
+    const value = loss.item();
+    if (!Number.isFinite(value)) return { loss: value, correct: 0 };
+    loss.backward();
+    opt.step();
+    return { loss: value, correct: countCorrect(logits.toArray(), batch.y, logits.shape[1]) };
+  });
+  opt.zeroGrad();
+  return r;
+}
+
+function countCorrect(logits: ArrayLike<number>, y: Int32Array, C: number): number {
+  let correct = 0;
+  for (let i = 0; i < y.length; i++) {
+    let best = 0;
+    for (let c = 1; c < C; c++) if (logits[i * C + c] > logits[i * C + best]) best = c;
+    if (best === y[i]) correct++;
+  }
+  return correct;
+}
+
+async function initFromWeights(model: ResNet, weights: string, log: (l: string) => void): Promise<void> {
+  const w = await loadWeights(weights);
+  const res = model.loadStateDict(w.stateDict, { strict: false });
+  if (res.missing.length || res.unexpected.length || res.mismatched.length) {
+    throw new Error(`train: --weights ${weights} does not fit the model: ${describeLoad(res)}`);
+  }
+  log(`initial weights from ${w.path} (${w.format})${w.notes.length ? `: ${w.notes.join('; ')}` : ''}`);
+}
+
+async function resumeFrom(
+  opts: TrainOptions, model: ResNet, opt: SGD, data: CifarData, cfg: TrainConfig,
+  state: { epoch: number; step: number; bestAcc: number; batchInEpoch: number; acc: EpochAccumulator },
+  history: TrainResult['history'], log: (l: string) => void, warn: (m: string) => void,
+): Promise<void> {
+  const dir = typeof opts.resume === 'string' ? opts.resume : opts.out;
+  let loaded;
+  try {
+    loaded = await loadLatestCheckpoint(dir);
+  } catch (err) {
+    if (err instanceof NoCheckpointError && opts.resume === true) {
+      log(`no checkpoint in ${dir} yet: starting a new run`);
+      return;
+    }
+    throw err;
+  }
+  loaded.warnings.forEach(warn);
+  const c = loaded.checkpoint;
+  const diffs = configDifferences(c.config, cfg);
+  if (diffs.length && !opts.force) {
+    throw new Error(`train: refusing to resume ${loaded.path} with a different configuration (use --force to override):\n  ${diffs.join('\n  ')}`);
+  }
+  if (c.datasetFingerprint && c.datasetFingerprint !== data.fingerprint && !opts.force) {
+    throw new Error(`train: refusing to resume ${loaded.path}: the dataset differs from the one it was trained on (use --force to override)`);
+  }
+  diffs.forEach((d) => warn(`resuming with a changed setting (forced): ${d}`));
+  model.loadStateDict(c.model);
+  opt.loadStateDict(c.optimizer.buffers);
+  const s = (c.trainer ?? {}) as { complete?: boolean; batchInEpoch?: number; bestAcc?: number; acc?: EpochAccumulator; history?: TrainResult['history'] };
+  const complete = s.complete !== false;
+  state.epoch = complete ? c.epoch : c.epoch - 1;
+  state.batchInEpoch = complete ? 0 : (s.batchInEpoch ?? 0);
+  state.step = c.step;
+  state.bestAcc = s.bestAcc ?? -1;
+  state.acc = complete ? state.acc : { ...(s.acc as EpochAccumulator) };
+  history.push(...(s.history ?? []));
+  log(`resumed from ${loaded.path}: epoch ${state.epoch}${complete ? '' : ` + ${state.batchInEpoch} steps`}, step ${state.step}`);
+}
+
+function writeRunInfo(opts: TrainOptions, cfg: TrainConfig, data: CifarData): void {
+  const info = { config: cfg, data: opts.data, classes: data.classes, fingerprint: data.fingerprint, backend: opts.backend.describe(), node: process.version };
+  fs.writeFileSync(path.join(opts.out, 'run.json'), `${JSON.stringify(info, null, 2)}\n`);
+}
+
+function epochSummary(
+  epoch: number, epochs: number, r: { train_loss: number; train_acc: number; lr: number; seconds: number },
+  test: EvalResult, val: EvalResult | null, best: boolean,
+): string {
+  return `epoch ${epoch}/${epochs}: train loss ${r.train_loss.toFixed(4)} acc ${(100 * r.train_acc).toFixed(2)}% | ` +
+    `test loss ${test.loss.toFixed(4)} acc ${(100 * test.acc).toFixed(2)}%` +
+    (val ? ` | val loss ${val.loss.toFixed(4)} acc ${(100 * val.acc).toFixed(2)}%` : '') +
+    ` | lr ${r.lr.toPrecision(3)} | ${r.seconds.toFixed(0)} s${best ? ' | best' : ''}`;
+}
