@@ -17,8 +17,9 @@
 
   function ingest(records) {
     for (const r of records) {
-      if (r.type === 'step') steps.push([num(r.step), num(r.loss)]);
-      else if (r.type === 'epoch') epochs.push(r);
+      const kind = r.kind ?? r.type;
+      if (kind === 'step') steps.push([num(r.step), num(r.loss)]);
+      else if (kind === 'epoch') epochs.push(r);
     }
   }
 

@@ -162,6 +162,7 @@ async function run(
         state.acc.seen += batch.n;
         state.acc.batches++;
         events.addScalar('train_loss', r.loss, state.step);
+        metrics.logStep(state.step, { loss: r.loss, lr: opt.lr }, epochNo);
         progress.tick(r.loss, batch.n);
         if (state.batchInEpoch % 100 === 0) {
           progress.line(`[epoch:${epochNo}, iter:${state.step}] Loss: ${(state.acc.lossSum / state.acc.seen).toFixed(3)} | Acc: ${(100 * state.acc.correct / state.acc.seen).toFixed(3)}% | lr ${opt.lr.toPrecision(3)}`);

@@ -61,9 +61,9 @@ before(async () => {
   runDir = path.join(dir, 'run');
   fs.mkdirSync(runDir);
   const lines = [
-    ...Array.from({ length: 40 }, (_, i) => ({ type: 'step', step: i + 1, loss: 2.3 * Math.exp(-i / 25) + 0.1 * Math.sin(i) })),
-    { type: 'epoch', epoch: 1, train_loss: 1.6, train_acc: 0.41, test_loss: 1.4, test_acc: 0.49, lr: 0.1 },
-    { type: 'epoch', epoch: 2, train_loss: 1.1, train_acc: 0.6, test_loss: 1.0, test_acc: 0.64, lr: 0.1 },
+    ...Array.from({ length: 40 }, (_, i) => ({ kind: 'step', step: i + 1, loss: 2.3 * Math.exp(-i / 25) + 0.1 * Math.sin(i) })),
+    { kind: 'epoch', epoch: 1, train_loss: 1.6, train_acc: 0.41, test_loss: 1.4, test_acc: 0.49, lr: 0.1 },
+    { kind: 'epoch', epoch: 2, train_loss: 1.1, train_acc: 0.6, test_loss: 1.0, test_acc: 0.64, lr: 0.1 },
   ];
   fs.writeFileSync(path.join(runDir, 'metrics.jsonl'), lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
   url = await startCli(['serve', '--weights', weights, '--port', '0', '--run', runDir, '--quiet']);
@@ -161,7 +161,7 @@ test('the dashboard draws the run and refreshes as records arrive', { skip }, as
   assert.ok(inked > 500, `the accuracy chart has ${inked} drawn pixels`);
   // training goes on: a record in two writes (a torn line first), then the poll picks it up
   const f = path.join(runDir, 'metrics.jsonl');
-  fs.appendFileSync(f, '{"type":"epoch","epoch":3,"train_loss":0.8,');
+  fs.appendFileSync(f, '{"kind":"epoch","epoch":3,"train_loss":0.8,');
   fs.appendFileSync(f, '"train_acc":0.72,"test_loss":0.85,"test_acc":0.7,"lr":0.05}\n');
   await page.waitForSelector('#dash-status[data-epochs="3"]', { timeout: 10_000 });
   assert.equal(await page.textContent('#epoch-rows tr:first-child td:nth-child(5)'), '70.00%');
