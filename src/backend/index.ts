@@ -17,7 +17,6 @@ let warnedFallback = false;
 /** The reason the native backend cannot be used, or null when it can. */
 export function nativeUnavailableReason(): string | null {
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const native = require('./native') as typeof import('./native');
     const status = native.nativeAvailable();
     return status.ok ? null : status.reason;
@@ -43,7 +42,6 @@ export function backendByName(name: BackendName): Backend {
   if (name === 'reference') {
     b = createReferenceBackend();
   } else if (name === 'native') {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const native = require('./native') as typeof import('./native');
     b = native.createNativeBackend();
   } else {

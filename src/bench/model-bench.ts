@@ -49,7 +49,6 @@ function median(v: number[]): number {
 
 function nativeProfiler(be: Backend): { reset(): void; read(): Record<string, { calls: number; ms: number }> } | null {
   if (be.name !== 'native' || process.env.RESNET_PROFILE !== '1') return null;
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const native = require('../backend/native') as typeof import('../backend/native');
   return { reset: native.resetNativeProfile, read: native.nativeProfile };
 }

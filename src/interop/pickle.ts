@@ -37,8 +37,6 @@ export interface UnpickleHooks {
   persistentLoad?(pid: unknown): unknown;
 }
 
-const MARK = Symbol('mark');
-
 const OP = {
   PROTO: 0x80, FRAME: 0x95, STOP: 0x2e, MARK: 0x28, POP: 0x30, POP_MARK: 0x31, DUP: 0x32,
   NONE: 0x4e, NEWTRUE: 0x88, NEWFALSE: 0x89,

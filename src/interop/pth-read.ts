@@ -250,7 +250,7 @@ function readZip(bytes: Uint8Array, notes: string[]): StateDict {
   try {
     files = unzipSync(bytes);
   } catch (err) {
-    throw new Error(`readPth: expected a complete zip archive, received ${(err as Error).message} (truncated or corrupt file?)`);
+    throw new Error(`readPth: expected a complete zip archive, received ${(err as Error).message} (truncated or corrupt file?)`, { cause: err });
   }
   const prefix = archivePrefix(Object.keys(files));
   const order = files[`${prefix}byteorder`];

@@ -109,7 +109,7 @@ function parseHeader(bytes: Uint8Array): { entries: HeaderEntry[]; metadata: Rec
   try {
     json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + n)));
   } catch (e) {
-    throw new Error(`readSafetensors: expected a UTF-8 JSON header of ${n} bytes, could not parse it: ${(e as Error).message}`);
+    throw new Error(`readSafetensors: expected a UTF-8 JSON header of ${n} bytes, could not parse it: ${(e as Error).message}`, { cause: e });
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
     throw new Error(`readSafetensors: expected the header to be a JSON object, received ${Array.isArray(json) ? 'an array' : typeof json}`);
@@ -232,7 +232,7 @@ export function readSafetensorsFile(file: string): { tensors: StateDict; metadat
   try {
     return readSafetensors(bytes);
   } catch (e) {
-    throw new Error(`${file}: ${(e as Error).message}`);
+    throw new Error(`${file}: ${(e as Error).message}`, { cause: e });
   }
 }
 

@@ -55,7 +55,7 @@ export function loadAssets(webDir: string): Map<string, Asset> {
     try {
       body = fs.readFileSync(p);
     } catch (err) {
-      throw new Error(`serve: expected the page file ${p}, could not read it (${(err as Error).message})`);
+      throw new Error(`serve: expected the page file ${p}, could not read it (${(err as Error).message})`, { cause: err });
     }
     assets.set(route, { body, contentType: TYPES[path.extname(file)] ?? 'application/octet-stream' });
   }

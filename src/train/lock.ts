@@ -70,7 +70,7 @@ function tryCreate(file: string, info: LockInfo): boolean {
     fd = fs.openSync(file, 'wx', 0o644);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw new Error(`acquireRunLock: cannot create ${file} (${(err as Error).message})`);
+    throw new Error(`acquireRunLock: cannot create ${file} (${(err as Error).message})`, { cause: err });
   }
   try {
     fs.writeSync(fd, JSON.stringify(info) + '\n');

@@ -135,7 +135,7 @@ export function readMetrics(file: string): MetricsRecord[] {
       rec = JSON.parse(lines[i]) as Record<string, unknown>;
     } catch (err) {
       if (i === lines.length - 1) break; // the last piece had no newline: torn by a kill
-      throw new Error(`readMetrics ${file}: line ${i + 1} is not JSON (${(err as Error).message})`);
+      throw new Error(`readMetrics ${file}: line ${i + 1} is not JSON (${(err as Error).message})`, { cause: err });
     }
     for (const [k, v] of Object.entries(rec)) {
       if (k !== 'kind' && typeof v === 'string' && v in NON_FINITE) rec[k] = NON_FINITE[v];

@@ -297,7 +297,7 @@ export function readEventFile(file: string): { events: ParsedEvent[]; tornTail: 
     try {
       obj = EVENT.toObject(EVENT.decode(payload), { longs: Number, enums: String });
     } catch (err) {
-      throw new Error(`readEventFile ${file}: invalid Event proto at offset ${off} (${(err as Error).message})`);
+      throw new Error(`readEventFile ${file}: invalid Event proto at offset ${off} (${(err as Error).message})`, { cause: err });
     }
     events.push(toParsed(off, obj));
     off += 12 + len + 4;
