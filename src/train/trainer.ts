@@ -21,7 +21,7 @@ import { describeLoad } from '../nn/module';
 import { SGD } from '../nn/optim';
 import { Tensor, crossEntropy, tidy } from '../tensor';
 import {
-  NoCheckpointError, isFiniteStateDict, loadLatestCheckpoint, saveCheckpoint, writeBestAccuracy, type Checkpoint,
+  NoCheckpointError, firstNonFinite, isFiniteStateDict, loadLatestCheckpoint, saveCheckpoint, writeBestAccuracy, type Checkpoint,
 } from './checkpoint';
 import { configDifferences, validateConfig, type TrainConfig } from './config';
 import { evaluate, type EvalResult } from './evaluate';
@@ -85,8 +85,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   try {
     return await run(opts, cfg, log, warn, stop);
   } finally {
-    stop?.dispose();
+    // the lock first: once our listeners are gone, a late Ctrl-C ends the process at once (Node's default)
     lock.release();
+    stop?.dispose();
   }
 }
 
@@ -118,9 +119,13 @@ async function run(
   if (opts.weights) await initFromWeights(model, opts.weights, log);
   if (opts.resume) await resumeFrom(opts, model, opt, data, cfg, state, history, log, warn);
 
-  const events = EventWriter.create(opts.out, { purgeStep: opts.resume ? state.step : undefined, onWarning: warn });
+  // The resume markers name the first step this process writes: TensorBoard drops earlier events with step >= the
+  // START step, a metrics reader earlier records with step >= the resume record's (docs/training-files.md). Records at
+  // the checkpoint's own step (its last train_loss, its epoch's test scalars) stay: nothing rewrites them.
+  const resumeStep = state.step + 1;
+  const events = EventWriter.create(opts.out, { purgeStep: opts.resume ? resumeStep : undefined, onWarning: warn });
   const metrics = MetricsLog.open(opts.out, { onWarning: warn });
-  if (opts.resume) metrics.logResume(state.epoch, state.step);
+  if (opts.resume) metrics.logResume(state.epoch, resumeStep);
   writeRunInfo(opts, cfg, data);
   log(`training ${cfg.recipe} recipe on ${opts.backend.name}: ${trainLoader.size} train / ${testLoader.size} test images, ` +
     `${numClasses} classes, ${trainLoader.numBatches} steps per epoch, epochs ${state.epoch + 1}..${cfg.epochs}; run folder ${opts.out}`);
@@ -149,6 +154,7 @@ async function run(
       for await (const batch of trainLoader.batches(epochNo)) {
         if (b++ < state.batchInEpoch) continue; // resumed mid-epoch: these steps were done before the interruption
         opts.transformBatch?.(batch, state.step);
+        assertFiniteInput(batch, epochNo, state.step, opts.out);
         opt.lr = learningRate(cfg.schedule, cfg.lr, state.step, totalSteps, cfg.warmupFraction);
         const r = trainStep(model, opt, batch, cfg.labelSmoothing);
         if (!Number.isFinite(r.loss)) {
@@ -170,6 +176,9 @@ async function run(
         if (stop?.stopRequested()) break;
       }
       progress.done();
+      // A finite loss does not prove finite weights (a huge lr overflows the update; a BatchNorm running variance
+      // can overflow while the train-mode forward still looks fine): check before anything is evaluated or saved.
+      assertFiniteState(model, opt, epochNo, state.step, opts.out);
       if (stop?.stopRequested() && state.batchInEpoch < trainLoader.numBatches) {
         const file = await saveCheckpoint(opts.out, makeCheckpoint(false), { keepLast: opts.keepLast });
         log(`interrupted: saved ${file} (epoch ${epochNo}, ${state.batchInEpoch}/${trainLoader.numBatches} steps); resume with --resume ${opts.out}`);
@@ -184,7 +193,8 @@ async function run(
       const record = { train_loss: trainLoss, train_acc: trainAcc, test_loss: test.loss, test_acc: test.acc, lr: opt.lr, seconds,
         ...(valRes ? { val_loss: valRes.loss, val_acc: valRes.acc } : {}) };
       history.push({ epoch: epochNo, train_loss: trainLoss, train_acc: trainAcc, test_loss: test.loss, test_acc: test.acc, lr: opt.lr, seconds });
-      for (const [k, v] of Object.entries(record)) if (k !== 'seconds') events.addScalar(k, v, state.step);
+      // the epoch's mean training loss gets its own tag: `train_loss` is the per-step curve
+      for (const [k, v] of Object.entries(record)) if (k !== 'seconds') events.addScalar(k === 'train_loss' ? 'train_loss_epoch' : k, v, state.step);
       metrics.logEpoch(epochNo, state.step, record);
       state.epoch = epochNo;
       state.batchInEpoch = 0;
@@ -218,6 +228,28 @@ async function run(
   }
   const exitCode = status === 'completed' ? 0 : status === 'diverged' ? 3 : (stop?.exitCode() ?? 130);
   return { status, exitCode, epochsDone: state.epoch, step: state.step, bestAcc: state.bestAcc, history };
+}
+
+/**
+ * A NaN or Inf pixel is refused before the forward pass (RELIABILITY.md N5): a ReLU may turn NaN into 0 (the reference
+ * backend's does), so the loss would look finite while the update poisons the weights.
+ */
+function assertFiniteInput(batch: Batch, epochNo: number, step: number, out: string): void {
+  let i = 0;
+  while (i < batch.x.length && Number.isFinite(batch.x[i])) i++;
+  if (i === batch.x.length) return;
+  const sample = batch.indices[Math.floor(i / (batch.x.length / batch.n))];
+  throw new DivergedError(`training diverged at epoch ${epochNo}, step ${step + 1}: the input of training image ${sample} holds ` +
+    `${batch.x[i]}; no update was applied and the last good checkpoint in ${path.join(out, 'checkpoints')} is kept`);
+}
+
+/** Throws DivergedError naming the first model or optimizer tensor that holds NaN or Inf. */
+function assertFiniteState(model: ResNet, opt: SGD, epochNo: number, step: number, out: string): void {
+  const badModel = firstNonFinite(model.stateDict());
+  const bad = badModel !== null ? badModel : firstNonFinite(opt.stateDict());
+  if (bad === null) return;
+  throw new DivergedError(`training diverged in epoch ${epochNo} (after step ${step}): ${badModel !== null ? '' : 'the momentum of '}` +
+    `${bad} holds NaN or Inf; the last good checkpoint in ${path.join(out, 'checkpoints')} is kept`);
 }
 
 /** One SGD step on a batch; returns the batch's mean loss and number of correct predictions. */

@@ -1,0 +1,15 @@
+/**
+ * Test fixture (not a test): the `resnet` command from the TypeScript sources, exactly as bin/resnet.js runs the
+ * compiled CLI, so that tests under tsx spawn the code they are testing (bin/resnet.js needs dist/).
+ */
+import { main } from '../../../src/cli/main';
+
+main(process.argv).then(
+  (code) => {
+    if (typeof code === 'number') process.exitCode = code;
+  },
+  (err: unknown) => {
+    console.error(`resnet: ${err instanceof Error ? err.message : String(err)}`);
+    process.exitCode = 1;
+  },
+);
