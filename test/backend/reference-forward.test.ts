@@ -300,3 +300,19 @@ describe('float32 storages compute in float32', () => {
     expectClose(y32, y64, { atol: 1e-5, rtol: 1e-5 });
   });
 });
+
+describe('NaN propagation (as PyTorch: relu(NaN) = NaN, so a NaN reaches the loss and is detected)', () => {
+  const be = createReferenceBackend();
+  test('relu, addRelu and BatchNorm with fused ReLU pass NaN through', () => {
+    const x = be.fromArray(Float32Array.of(NaN, -1, 2, 0), [4]);
+    assert.ok(Number.isNaN(be.toArray(be.relu(x, [4]), [4])[0]));
+    const z = be.fromArray(Float32Array.of(0, 0, 0, 0), [4]);
+    assert.ok(Number.isNaN(be.toArray(be.addRelu(x, z, [4]), [4])[0]));
+    const shape = [2, 1, 1, 2];
+    const xb = be.fromArray(Float32Array.of(NaN, 1, 2, 3), shape);
+    const one = () => be.fromArray(Float32Array.of(1), [1]);
+    const zero = () => be.fromArray(Float32Array.of(0), [1]);
+    const { y } = be.batchNorm2d(xb, shape, one(), zero(), zero(), one(), { training: false, momentum: 0.1, eps: 1e-5, relu: true });
+    assert.ok(Number.isNaN(be.toArray(y, shape)[0]));
+  });
+});

@@ -94,7 +94,7 @@ export function batchNorm2d(
         const j = (n * C + c) * HW + i;
         const z = g[c] * (xd[j] - mean[c]) * invstd[c] + b[c];
         if (mask === null) y[j] = z;
-        else if (z > 0) { y[j] = z; mask[j] = 1; }
+        else if (!(z <= 0)) { y[j] = z; mask[j] = 1; } // NaN passes through, as in PyTorch
       }
     }
   }

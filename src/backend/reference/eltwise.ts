@@ -47,7 +47,8 @@ export function relu(x: Storage, shape: Shape): Storage {
   expectAnyShape('relu', 'shape', shape);
   const xd = inputOf('relu', 'x', x, shape);
   const y = new Float64Array(xd.length);
-  for (let i = 0; i < y.length; i++) y[i] = xd[i] > 0 ? xd[i] : 0;
+  // `x <= 0 ? 0 : x` keeps NaN as NaN, as PyTorch's relu does (NaN must reach the loss to be detected)
+  for (let i = 0; i < y.length; i++) y[i] = xd[i] <= 0 ? 0 : xd[i];
   return storageFrom(x.dtype, y);
 }
 
@@ -66,7 +67,7 @@ export function addRelu(a: Storage, b: Storage, shape: Shape): Storage {
   for (let i = 0; i < y.length; i++) {
     // round the sum to the storage dtype first, so that y > 0 exactly where the stored sum is > 0
     const s = a.dtype === 'float32' ? Math.fround(ad[i] + bd[i]) : ad[i] + bd[i];
-    y[i] = s > 0 ? s : 0;
+    y[i] = s <= 0 ? 0 : s; // NaN stays NaN
   }
   return storageFrom(a.dtype, y);
 }
