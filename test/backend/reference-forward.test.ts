@@ -9,6 +9,7 @@ import type { BatchNormParams, SgdParams } from '../../src/backend/backend';
 import { Rng } from '../../src/util/rng';
 import { expectClose } from '../helpers/close';
 import { B, take, uniform } from './reference-util';
+import { createReferenceBackend } from '../../src/backend/reference';
 
 const f64 = (...v: number[]) => Float64Array.from(v);
 /** x[h][w] = 4h + w + 1: the 4x4 image 1..16 */
