@@ -1,0 +1,146 @@
+// native/context.h: the shared state of the resnet-ts oneDNN addon and the helpers every op file uses.
+//
+// What it is: the oneDNN CPU engine and stream, a cache of primitives keyed by op/shape/layout strings, a
+// pool of aligned buffers keyed by byte size, the Tensor record behind every native Storage (a buffer plus the
+// oneDNN memory descriptor that says its physical layout), argument parsing, layout conversion (reorders),
+// and the per-kernel profile (RESNET_PROFILE=1).
+// What it is not: any kernel; those live one family per file (conv.cc, batchnorm.cc, ...).
+// References: oneDNN 2.6 C++ API (dnnl.hpp: engine, stream, memory::desc, reorder, primitive_desc_base);
+// node-addon-api (napi.h: External, CallbackInfo, Error, MemoryManagement).
+#pragma once
+
+#include <napi.h>
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace rn {
+
+using dnnl::memory;
+using Dims = memory::dims;
+
+dnnl::engine& engine();
+dnnl::stream& stream();
+
+// ---- buffer pool: free lists keyed by exact byte size, bounded by RESNET_POOL_MB (default 4096) ----
+void* poolAlloc(size_t bytes);
+void poolRelease(void* p, size_t bytes);
+void poolTrim();
+
+/** A pool buffer owned by a C++ scope (temporaries: reordered inputs, scratch). */
+class Scratch {
+ public:
+  Scratch() = default;
+  explicit Scratch(size_t bytes) : p_(poolAlloc(bytes)), bytes_(bytes) {}
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  Scratch(Scratch&& o) noexcept : p_(o.p_), bytes_(o.bytes_) { o.p_ = nullptr; }
+  Scratch& operator=(Scratch&& o) noexcept {
+    if (this != &o) {
+      if (p_) poolRelease(p_, bytes_);
+      p_ = o.p_;
+      bytes_ = o.bytes_;
+      o.p_ = nullptr;
+    }
+    return *this;
+  }
+  ~Scratch() { if (p_) poolRelease(p_, bytes_); }
+  void* get() const { return p_; }
+ private:
+  void* p_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+// ---- tensors ----
+/** The record behind a native Storage: `ptr` holds `md.get_size()` bytes in the layout `md` describes. */
+struct Tensor {
+  void* ptr = nullptr;  // nullptr once disposed
+  size_t bytes = 0;
+  memory::desc md;
+  float* f() const { return static_cast<float*>(ptr); }
+};
+
+/** Allocates a tensor for `md` and wraps it for JS (a type-tagged External released on dispose or GC). */
+Napi::Value newTensor(Napi::Env env, const memory::desc& md, Tensor** out);
+/** The tensor behind argument `i`; throws when it is not a live native tensor. */
+Tensor& tensorArg(const Napi::CallbackInfo& info, size_t i, const char* what);
+/** Like tensorArg, but null/undefined gives nullptr. */
+Tensor* optTensorArg(const Napi::CallbackInfo& info, size_t i, const char* what);
+void disposeTensor(Napi::Env env, Tensor& t);
+
+Dims dimsArg(const Napi::CallbackInfo& info, size_t i, const char* what);
+/** A pair [a, b] of non-negative integers (strides, paddings, kernel sizes). */
+Dims pairArg(const Napi::CallbackInfo& info, size_t i, const char* what);
+double numArg(const Napi::CallbackInfo& info, size_t i, const char* what);
+bool boolArg(const Napi::CallbackInfo& info, size_t i, const char* what);
+
+int64_t numelOf(const Dims& d);
+std::string dimsStr(const Dims& d);
+/** Plain row-major f32 descriptor (nchw for 4-D, nc for 2-D, ...). */
+memory::desc plainMd(const Dims& d);
+bool isPlain(const memory::desc& md);
+/** A string that identifies a descriptor's dims and layout (for cache keys). */
+std::string mdKey(const memory::desc& md);
+/** Throws unless the tensor holds numel(shape) logical elements. */
+void checkNumel(const Tensor& t, const Dims& shape, const char* what);
+
+/**
+ * `t`'s data viewed with descriptor `want` (same logical dims as `shape`): no copy when the layout already
+ * matches (or both are plain), otherwise a reorder into `tmp`. `want` may be null: then any layout with dims
+ * `shape` is accepted (t's own, or plain when t's dims differ).
+ */
+memory viewAs(const Tensor& t, const Dims& shape, const memory::desc* want, Scratch& tmp);
+/** Makes t's own buffer use layout md (same logical dims): for operands updated in place. */
+void adoptLayout(Tensor& t, const memory::desc& md);
+/** Copies src (descriptor smd) into dst (descriptor dmd), same dims, through a cached reorder primitive. */
+void reorder(const memory::desc& smd, void* src, const memory::desc& dmd, void* dst);
+
+// ---- primitive cache ----
+struct Prim {
+  dnnl::primitive prim;
+  dnnl::primitive_desc_base pd;
+  dnnl::primitive_desc_base hint;  // forward pd for backward primitives (optional)
+};
+std::shared_ptr<Prim> cachedPrim(const std::string& key, const std::function<Prim()>& make);
+size_t primCacheSize();
+void execute(const Prim& p, const std::unordered_map<int, memory>& args);
+
+// ---- profile (RESNET_PROFILE=1) ----
+bool profiling();
+/** Adds the wall time of its lifetime to `name`'s entry while profiling (nothing when name is null). */
+class ProfScope {
+ public:
+  explicit ProfScope(const char* name);
+  ~ProfScope();
+ private:
+  const char* name_;
+  bool on_;
+  int64_t t0_;
+};
+
+/**
+ * The addon's state (pool, caches, profile) is process-wide while JS may run in several worker threads:
+ * every entry point holds this lock, so calls from different threads run one at a time.
+ */
+std::recursive_mutex& addonLock();
+
+// ---- exports ----
+using KernelFn = Napi::Value (*)(const Napi::CallbackInfo&);
+/** Exports `fn` as `name`, with errors that name the kernel and (if `profiled`) in the profile. */
+void exportKernel(Napi::Env env, Napi::Object exports, const char* name, KernelFn fn, bool profiled = true);
+
+Napi::Value describe(const Napi::CallbackInfo& info);
+Napi::Value memoryStats(const Napi::CallbackInfo& info);
+Napi::Value trimMemory(const Napi::CallbackInfo& info);
+Napi::Value profile(const Napi::CallbackInfo& info);
+Napi::Value resetProfile(const Napi::CallbackInfo& info);
+Napi::Value setProfiling(const Napi::CallbackInfo& info);
+
+}  // namespace rn

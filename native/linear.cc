@@ -1,0 +1,103 @@
+// native/linear.cc: the fully connected layer y = x·wᵀ + b, forward and backward, over oneDNN matmul.
+//
+// What it is: x [N,I], w [O,I] (PyTorch's nn.Linear weight, plain), b [O]. The transposes are strided memory
+// descriptors over the same buffers, so nothing is copied: forward multiplies x by w viewed as [I,O] with
+// strides {1,I}; backward computes dx = dy·w and dw = dyᵀ·x with dy viewed as [O,N]; db sums dy's columns.
+// What it is not: batched or broadcast matmul.
+// References: oneDNN 2.6 developer guide "Matrix Multiplication" (arbitrary strides, bias [1,O]);
+// PyTorch torch.nn.Linear documentation.
+#include <stdexcept>
+
+#include "context.h"
+#include "ops.h"
+
+namespace rn {
+
+namespace {
+struct LinGeom {
+  int64_t N, I, O;
+  Dims x;
+};
+
+LinGeom linGeom(const Dims& x, const Dims& w) {
+  if (x.size() != 2) throw std::invalid_argument("expected x of rank 2 [N,I], received " + dimsStr(x));
+  if (w.size() != 2) throw std::invalid_argument("expected w of rank 2 [O,I], received " + dimsStr(w));
+  if (x[1] != w[1])
+    throw std::invalid_argument("expected w with I=" + std::to_string(x[1]) + " columns like x " + dimsStr(x) +
+                                ", received w " + dimsStr(w));
+  return {x[0], x[1], w[0], x};
+}
+
+memory::desc strided(const Dims& d, const Dims& strides) { return memory::desc(d, memory::data_type::f32, strides); }
+
+/** dst = src·wei (+ bias) through a cached matmul primitive for these descriptors. */
+void matmul(const memory::desc& s, const void* sp, const memory::desc& w, const void* wp, const memory::desc* b,
+            const void* bp, const memory::desc& d, void* dp) {
+  const std::string key = "matmul|" + mdKey(s) + "|" + mdKey(w) + "|" + (b ? mdKey(*b) : "-") + "|" + mdKey(d);
+  auto p = cachedPrim(key, [&] {
+    const dnnl::matmul::desc desc = b ? dnnl::matmul::desc(s, w, *b, d) : dnnl::matmul::desc(s, w, d);
+    dnnl::matmul::primitive_desc pd(desc, engine());
+    return Prim{dnnl::matmul(pd), pd, {}};
+  });
+  auto mem = [](const memory::desc& md, const void* ptr) { return memory(md, engine(), const_cast<void*>(ptr)); };
+  std::unordered_map<int, memory> args{
+      {DNNL_ARG_SRC, mem(s, sp)}, {DNNL_ARG_WEIGHTS, mem(w, wp)}, {DNNL_ARG_DST, mem(d, dp)}};
+  if (b) args[DNNL_ARG_BIAS] = mem(*b, bp);
+  execute(*p, args);
+}
+
+const void* plainData(const Tensor& t, const Dims& shape, Scratch& tmp) {
+  const memory::desc want = plainMd(shape);
+  return viewAs(t, shape, &want, tmp).get_data_handle();
+}
+}  // namespace
+
+// linear(x, xShape, w, wShape, b | null) -> y [N,O]
+Napi::Value linear(const Napi::CallbackInfo& info) {
+  const Dims wShape = dimsArg(info, 3, "wShape");
+  const LinGeom g = linGeom(dimsArg(info, 1, "xShape"), wShape);
+  const Tensor* b = optTensorArg(info, 4, "b");
+  Scratch tx, tw, tb;
+  const void* x = plainData(tensorArg(info, 0, "x"), g.x, tx);
+  const void* w = plainData(tensorArg(info, 2, "w"), wShape, tw);
+  const memory::desc bMd = plainMd({1, g.O});
+  const void* bp = b ? plainData(*b, {1, g.O}, tb) : nullptr;
+  Tensor* y;
+  Napi::Value out = newTensor(info.Env(), plainMd({g.N, g.O}), &y);
+  matmul(plainMd(g.x), x, strided({g.I, g.O}, {1, g.I}), w, b ? &bMd : nullptr, bp, y->md, y->ptr);
+  return out;
+}
+
+// linearBackward(dy, x, xShape, w, wShape, withBias) -> [dx [N,I], dw [O,I], db [O] | null]
+Napi::Value linearBackward(const Napi::CallbackInfo& info) {
+  const Dims wShape = dimsArg(info, 4, "wShape");
+  const LinGeom g = linGeom(dimsArg(info, 2, "xShape"), wShape);
+  const bool withBias = boolArg(info, 5, "withBias");
+  Scratch tdy, tx, tw;
+  const float* dy = static_cast<const float*>(plainData(tensorArg(info, 0, "dy"), {g.N, g.O}, tdy));
+  const void* x = plainData(tensorArg(info, 1, "x"), g.x, tx);
+  const void* w = plainData(tensorArg(info, 3, "w"), wShape, tw);
+  Napi::Env env = info.Env();
+  Tensor *dx, *dw, *db;
+  Napi::Value dxOut = newTensor(env, plainMd(g.x), &dx);
+  Napi::Value dwOut = newTensor(env, plainMd(wShape), &dw);
+  matmul(plainMd({g.N, g.O}), dy, plainMd(wShape), w, nullptr, nullptr, dx->md, dx->ptr);
+  matmul(strided({g.O, g.N}, {1, g.O}), dy, plainMd(g.x), x, nullptr, nullptr, dw->md, dw->ptr);
+  Napi::Value dbOut = env.Null();
+  if (withBias) {
+    dbOut = newTensor(env, plainMd({g.O}), &db);
+    float* o = db->f();
+    for (int64_t j = 0; j < g.O; j++) {
+      double s = 0;
+      for (int64_t i = 0; i < g.N; i++) s += dy[i * g.O + j];
+      o[j] = static_cast<float>(s);
+    }
+  }
+  Napi::Array r = Napi::Array::New(env, 3);
+  r.Set(uint32_t(0), dxOut);
+  r.Set(uint32_t(1), dwOut);
+  r.Set(uint32_t(2), dbOut);
+  return r;
+}
+
+}  // namespace rn
