@@ -7,9 +7,10 @@ import assert from 'node:assert/strict';
 import { readSafetensorsFile } from '../../src/interop/safetensors';
 import { HostTensor, hostNumel } from '../../src/tensor/host';
 import { hashSeed } from '../../src/util/rng';
-import { expectClose } from './close';
+import { expectClose, relErrorToMax } from './close';
 import {
   fixtureInput,
+  fixtureInputSpec,
   fixtureKeyShapes,
   fixtureSampleIndices,
   fixtureStateDict,
@@ -122,11 +123,49 @@ describe('fixtureStateDict', () => {
   });
 
   test('the batch and labels equal the fixture input and target', () => {
+    const spec = fixtureInputSpec();
+    assert.deepEqual([...get('input_stream').data], [BigInt(spec.stream)]);
+    assert.ok(spec.batch >= 1, `batch ${spec.batch}`);
     const x = fixtureInput();
-    assert.deepEqual(get('input').shape, [8, 3, 32, 32]);
+    assert.deepEqual(x.shape, [spec.batch, 3, 32, 32]);
+    assert.deepEqual(get('input').shape, x.shape);
     assertSameBits(x.data as Float32Array, get('input').data as Float32Array, 'input');
+    assert.deepEqual(get('target').shape, [spec.batch]);
     assert.deepEqual([...get('target').data], [...fixtureTargets().data]);
-    assert.deepEqual([...fixtureTargets().data], [3n, 0n, 7n, 4n, 1n, 8n, 5n, 2n]);
+    assert.deepEqual([...fixtureTargets(8).data], [3n, 0n, 7n, 4n, 1n, 8n, 5n, 2n]);
+  });
+
+  test('fixtureInput draws 2 * fixtureUniform(stream) as float32 for any stream and batch', () => {
+    const x = fixtureInput({ stream: 100000, batch: 2 });
+    assert.deepEqual(x.shape, [2, 3, 32, 32]);
+    const u = fixtureUniform(100000, 2 * 3 * 32 * 32);
+    assertSameBits(x.data as Float32Array, Float32Array.from(u, (v) => 2 * v), 'fixtureInput(100000, 2)');
+  });
+});
+
+describe('the float64 results', () => {
+  test('every float32 result has a float64 twin (f64.<name>) of the same shape', () => {
+    const shared = ['input', 'input_stream', 'target', 'check.u'];
+    const results = [...golden.tensors.keys()].filter((n) => !n.startsWith('f64.') && !n.startsWith('init.') && !shared.includes(n));
+    // train 3 + grad 2·62 + bn_after 3·20 + (losses + 2·62 + 3·20) for sgd3 and nest3 + eval 3
+    assert.equal(results.length, 3 + 124 + 60 + 2 * 185 + 3);
+    for (const name of results) {
+      const t32 = get(name);
+      const t64 = get(`f64.${name}`);
+      assert.deepEqual(t64.shape, t32.shape, name);
+      assert.equal(t64.dtype, t32.dtype === 'int64' ? 'int64' : 'float64', name);
+    }
+    const f64Names = [...golden.tensors.keys()].filter((n) => n.startsWith('f64.'));
+    assert.equal(f64Names.length, results.length);
+  });
+
+  test('float32 and float64 gradients and SGD weights agree to 2e-5 of their max (the batch was chosen so)', () => {
+    const names = [...golden.tensors.keys()].filter((n) => /^(grad|sgd3|nest3)\..*\.sample$/.test(n));
+    assert.equal(names.length, 3 * 62);
+    for (const name of names) {
+      const err = relErrorToMax(get(name).data as Float32Array, get(`f64.${name}`).data as Float64Array);
+      assert.ok(err <= 2e-5, `${name}: float32 vs float64 ${err.toExponential(2)}`);
+    }
   });
 });
 

@@ -15,6 +15,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { readSafetensorsFile } from '../../src/interop/safetensors';
 import { HostTensor, StateDict, hostNumel } from '../../src/tensor/host';
 import { hashSeed } from '../../src/util/rng';
 
@@ -137,16 +138,50 @@ export function fixtureStateDict(numClasses = 10): StateDict {
   return sd;
 }
 
-/** The fixture batch: x [8,3,32,32] = 2 * fixtureUniform(100000, n) as float32. */
-export function fixtureInput(): HostTensor {
-  const shape = [8, 3, 32, 32];
-  const u = fixtureUniform(100000, hostNumel(shape));
+/** Which input the golden fixture was made with: make_golden.py searches for it (see the README there). */
+export interface FixtureInputSpec {
+  /** the fixtureUniform stream the batch is drawn from (`input_stream` in the fixture) */
+  stream: number;
+  /** the batch size (the first dimension of `input` in the fixture) */
+  batch: number;
+}
+
+let cachedSpec: FixtureInputSpec | undefined;
+
+/** The stream and batch size stored in the golden fixture (read once). */
+export function fixtureInputSpec(): FixtureInputSpec {
+  if (cachedSpec) return { ...cachedSpec };
+  const file = goldenFixturePath();
+  const { tensors } = readSafetensorsFile(file);
+  const stream = tensors.get('input_stream');
+  const input = tensors.get('input');
+  if (!stream || stream.dtype !== 'int64' || stream.shape.length !== 0) {
+    throw new Error(`fixtureInputSpec: expected an int64 scalar 'input_stream' in ${file}, found ${stream ? `${stream.dtype} [${stream.shape.join(',')}]` : 'none'}`);
+  }
+  if (!input || input.shape.length !== 4 || input.shape.slice(1).join(',') !== '3,32,32') {
+    throw new Error(`fixtureInputSpec: expected an 'input' of shape [batch,3,32,32] in ${file}, found ${input ? `[${input.shape.join(',')}]` : 'none'}`);
+  }
+  cachedSpec = { stream: Number((stream.data as BigInt64Array)[0]), batch: input.shape[0] };
+  return { ...cachedSpec };
+}
+
+/**
+ * The fixture batch: x [batch,3,32,32] = 2 * fixtureUniform(stream, n) as float32, with the stream and batch size
+ * the golden fixture records (fixtureInputSpec) unless given.
+ */
+export function fixtureInput(spec: FixtureInputSpec = fixtureInputSpec()): HostTensor {
+  const shape = [spec.batch, 3, 32, 32];
+  const u = fixtureUniform(spec.stream, hostNumel(shape));
   return { dtype: 'float32', shape, data: Float32Array.from(u, (v) => 2 * v) };
 }
 
-/** The fixture labels: target[i] = (7i + 3) mod 10, int64 [8]. */
-export function fixtureTargets(): HostTensor {
-  return { dtype: 'int64', shape: [8], data: BigInt64Array.from({ length: 8 }, (_, i) => BigInt((7 * i + 3) % 10)) };
+/** The fixture labels: target[i] = (7i + 3) mod 10, int64 [batch] (the fixture's batch size unless given). */
+export function fixtureTargets(batch: number = fixtureInputSpec().batch): HostTensor {
+  return {
+    dtype: 'int64',
+    shape: [batch],
+    data: BigInt64Array.from({ length: batch }, (_, i) => BigInt((7 * i + 3) % 10)),
+  };
 }
 
 /**
