@@ -5,6 +5,7 @@
  */
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
+import { REPO_ROOT, cliCommand } from '../helpers/cli';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -15,7 +16,7 @@ import { CIFAR10_CLASSES, CIFAR10_CLASSES_ZH } from '../../src/predict/classes';
 import { PROMPT_ZH, unquotePath } from '../../src/predict/interactive';
 import { ImageSet, tempDir, writeImages, writeTestWeights } from './fixtures';
 
-const ROOT = path.join(__dirname, '..', '..');
+const ROOT = REPO_ROOT;
 let dir = '';
 let weights = '';
 let images: ImageSet;
@@ -119,7 +120,7 @@ describe('interactive loop', () => {
   });
 
   test('`resnet predict` with no files reads paths from a pipe until end of input', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'test/predict/run-cli.ts'), 'predict', '--weights', weights, '--lang', 'en', '--topk', '1'], {
+    const child = spawn(process.execPath, [...cliCommand(), 'predict', '--weights', weights, '--lang', 'en', '--topk', '1'], {
       cwd: ROOT,
       stdio: ['pipe', 'pipe', 'pipe'],
     });

@@ -9,6 +9,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { REPO_ROOT, cliCommand } from '../helpers/cli';
 import { ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -19,7 +20,7 @@ import { ImageSet, tempDir, writeImages, writeTestWeights } from '../predict/fix
 
 // RESNET_CHROMIUM points at another Chromium build (and lets the skip path be tried)
 const CHROMIUM = process.env.RESNET_CHROMIUM ?? '/usr/bin/chromium';
-const ROOT = path.join(__dirname, '..', '..');
+const ROOT = REPO_ROOT;
 const haveBrowser = fs.existsSync(CHROMIUM);
 const skip = haveBrowser
   ? false
@@ -38,7 +39,7 @@ let browser: Browser | null = null;
 let shots = '';
 
 function startCli(args: string[]): Promise<string> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'test/predict/run-cli.ts'), ...args], { cwd: ROOT });
+  const child = spawn(process.execPath, [...cliCommand(), ...args], { cwd: ROOT });
   server = child;
   child.stderr.on('data', (c: Buffer) => (serverLog += c.toString('utf8')));
   return new Promise<string>((resolve, reject) => {

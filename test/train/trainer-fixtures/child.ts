@@ -3,7 +3,7 @@
  * (dist/test/...), the TypeScript CLI through tsx otherwise. Collects stdout/stderr, waits for lines and the exit.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import * as path from 'node:path';
+import { cliCommand } from '../../helpers/cli';
 
 export interface CliChild {
   readonly proc: ChildProcess;
@@ -15,14 +15,9 @@ export interface CliChild {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-function command(): string[] {
-  if (__filename.endsWith('.ts')) return [...process.execArgv, path.join(__dirname, 'cli.ts')];
-  return [path.resolve(__dirname, '..', '..', '..', '..', 'bin', 'resnet.js')]; // dist/test/train/trainer-fixtures
-}
-
 /** Starts `resnet --backend reference ARGS` with extra environment variables. */
 export function startCli(args: string[], env: Record<string, string> = {}): CliChild {
-  const proc = spawn(process.execPath, [...command(), '--backend', 'reference', ...args], {
+  const proc = spawn(process.execPath, [...cliCommand(), '--backend', 'reference', ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -1,8 +1,9 @@
 /**
  * Test fixture (not a test): the `resnet` command from the TypeScript sources, exactly as bin/resnet.js runs the
  * compiled CLI, so that tests under tsx spawn the code they are testing (bin/resnet.js needs dist/).
+ * Use `cliCommand()` from ./cli to get the right command for the way the tests run.
  */
-import { main } from '../../../src/cli/main';
+import { main } from '../../src/cli/main';
 
 main(process.argv).then(
   (code) => {
