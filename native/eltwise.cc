@@ -112,7 +112,7 @@ Napi::Value relu(const Napi::CallbackInfo& info) {
   float* o = y->f();
   const int64_t n = physical(xT);
 #pragma omp parallel for simd if (n > kParallel)
-  for (int64_t i = 0; i < n; i++) o[i] = x[i] > 0.f ? x[i] : 0.f;
+  for (int64_t i = 0; i < n; i++) o[i] = x[i] <= 0.f ? 0.f : x[i];  // NaN stays NaN, as in PyTorch
   return out;
 }
 

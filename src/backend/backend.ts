@@ -175,3 +175,17 @@ export function poolOutputShape(xShape: Shape, p: Pool2dParams): [number, number
   const Q = Math.floor((W + 2 * p.padding[1] - p.kernel[1]) / p.stride[1]) + 1;
   return [N, C, P, Q];
 }
+
+/** torch.optim.SGD's rules for the hyperparameters, shared by both backends' sgdStep. */
+export function checkSgdParams(op: string, p: SgdParams, hasBuf: boolean): void {
+  for (const k of ['lr', 'momentum', 'dampening', 'weightDecay'] as const) {
+    if (typeof p[k] !== 'number' || !Number.isFinite(p[k]) || p[k] < 0) {
+      throw new Error(`${op}: expected ${k} to be a finite number >= 0, received ${String(p[k])}`);
+    }
+  }
+  if (p.nesterov && (p.momentum <= 0 || p.dampening !== 0)) {
+    throw new Error(`${op}: nesterov expects momentum > 0 and dampening 0, received momentum ${p.momentum}, dampening ${p.dampening}`);
+  }
+  if (p.momentum > 0 && !hasBuf) throw new Error(`${op}: expected a momentum buffer for momentum ${p.momentum}, received null`);
+  if (p.momentum === 0 && hasBuf) throw new Error(`${op}: expected momentumBuf null for momentum 0, received a storage`);
+}

@@ -12,7 +12,7 @@ import type {
   Backend, BatchNormParams, BatchNormSaved, Conv2dParams, DType, FloatArray, Pool2dParams, SgdParams, Shape,
   Storage,
 } from '../backend';
-import { numelOf } from '../backend';
+import { checkSgdParams, numelOf } from '../backend';
 import { type Handle, type NativeAddon, type NativeMemoryStats, loadAddon, tryLoadAddon } from './binding';
 
 export type { NativeMemoryStats } from './binding';
@@ -130,19 +130,6 @@ function batchNormCheck(op: string, shape: Shape, p: BatchNormParams): void {
   }
 }
 
-/** The same parameter rules as the reference backend (torch.optim.SGD's). */
-function checkSgd(op: string, p: SgdParams, hasBuf: boolean): void {
-  for (const k of ['lr', 'momentum', 'dampening', 'weightDecay'] as const) {
-    if (typeof p[k] !== 'number' || !Number.isFinite(p[k]) || p[k] < 0) {
-      throw new Error(`${op}: expected ${k} to be a finite number >= 0, received ${String(p[k])}`);
-    }
-  }
-  if (p.nesterov && (p.momentum <= 0 || p.dampening !== 0)) {
-    throw new Error(`${op}: nesterov expects momentum > 0 and dampening 0, received momentum ${p.momentum}, dampening ${p.dampening}`);
-  }
-  if (p.momentum > 0 && !hasBuf) throw new Error(`${op}: expected a momentum buffer for momentum ${p.momentum}, received null`);
-  if (p.momentum === 0 && hasBuf) throw new Error(`${op}: expected momentumBuf null for momentum 0, received a storage`);
-}
 
 function memoryKernels(A: NativeAddon): Pick<Backend, 'fromArray' | 'toArray' | 'zeros' | 'dispose' | 'reshape'> {
   return {
@@ -177,7 +164,7 @@ function elementwiseKernels(A: NativeAddon): Pick<
     sum: (a, shape) => A.sum(h('sum', 'a', a), shape),
     sgdStep(param: Storage, grad: Storage, buf: Storage | null, shape: Shape, p: SgdParams, firstStep: boolean): void {
       const op = 'sgdStep';
-      checkSgd(op, p, buf !== null);
+      checkSgdParams(op, p, buf !== null);
       A.sgdStep(
         h(op, 'param', param), h(op, 'grad', grad), hOpt(op, 'momentumBuf', buf), shape,
         p.lr, p.momentum, p.dampening, p.weightDecay, p.nesterov, firstStep,

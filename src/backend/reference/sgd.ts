@@ -7,28 +7,16 @@
  * What it is not: an optimiser object (parameter groups, state and the LR schedule live in src/nn).
  * References: PyTorch torch.optim.SGD docs (the algorithm box); Sutskever et al. 2013 for Nesterov momentum.
  */
-import type { SgdParams, Shape, Storage } from '../backend';
+import { checkSgdParams, type SgdParams, type Shape, type Storage } from '../backend';
 import { expectAnyShape, inputOf, rounderOf } from './storage';
 
-function checkParams(op: string, p: SgdParams, hasBuf: boolean): void {
-  for (const k of ['lr', 'momentum', 'dampening', 'weightDecay'] as const) {
-    if (typeof p[k] !== 'number' || !Number.isFinite(p[k]) || p[k] < 0) {
-      throw new Error(`${op}: expected ${k} to be a finite number >= 0, received ${String(p[k])}`);
-    }
-  }
-  if (p.nesterov && (p.momentum <= 0 || p.dampening !== 0)) {
-    throw new Error(`${op}: nesterov expects momentum > 0 and dampening 0, received momentum ${p.momentum}, dampening ${p.dampening}`);
-  }
-  if (p.momentum > 0 && !hasBuf) throw new Error(`${op}: expected a momentum buffer for momentum ${p.momentum}, received null`);
-  if (p.momentum === 0 && hasBuf) throw new Error(`${op}: expected momentumBuf null for momentum 0, received a storage`);
-}
 
 export function sgdStep(
   param: Storage, grad: Storage, momentumBuf: Storage | null, shape: Shape, p: SgdParams, firstStep: boolean,
 ): void {
   const op = 'sgdStep';
   expectAnyShape(op, 'shape', shape);
-  checkParams(op, p, momentumBuf !== null);
+  checkSgdParams(op, p, momentumBuf !== null);
   const w = inputOf(op, 'param', param, shape);
   const gd = inputOf(op, 'grad', grad, shape, param.dtype);
   const buf = momentumBuf === null ? null : inputOf(op, 'momentumBuf', momentumBuf, shape, param.dtype);
