@@ -2,20 +2,14 @@
  * Tests for writeFileAtomic (RELIABILITY.md C1: a writer that fails mid-way leaves the old file byte-identical
  * and no temp file behind).
  */
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { writeFileAtomic, tempNameFor, tempFilePid } from '../../src/train/atomic';
+import { tempDirMaker } from '../helpers/tmp';
 
-const dirs: string[] = [];
-function tmpDir(): string {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'resnet-atomic-'));
-  dirs.push(d);
-  return d;
-}
-after(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+const tmpDir = tempDirMaker('resnet-atomic');
 
 test('writes new content, replacing the old, from bytes or a string', () => {
   const dir = tmpDir();

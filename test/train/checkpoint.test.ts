@@ -3,10 +3,9 @@
  * every kind of damage detected with its reason, fallback a generation, kill -9 while saving, retention,
  * --weights resolution and the best-accuracy files.
  */
-import { test, describe, after } from 'node:test';
+import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
 import {
@@ -15,14 +14,9 @@ import {
 } from '../../src/train/checkpoint';
 import type { StateDict } from '../../src/tensor/host';
 import { SAVER_ELEMENTS } from './fixtures/checkpoint-saver';
+import { tempDirMaker } from '../helpers/tmp';
 
-const dirs: string[] = [];
-function tmpDir(): string {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'resnet-ckpt-'));
-  dirs.push(d);
-  return d;
-}
-after(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+const tmpDir = tempDirMaker('resnet-ckpt');
 
 function sample(epoch: number): Checkpoint {
   const model: StateDict = new Map([

@@ -2,21 +2,16 @@
  * Tests for the run-folder lock: a second trainer is refused with the holder's pid, a lock of a dead process is
  * taken over with a warning, other hosts and half-written locks are handled, and the lock goes on exit.
  */
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { acquireRunLock, LOCK_FILE } from '../../src/train/lock';
+import { tempDirMaker } from '../helpers/tmp';
 
-const dirs: string[] = [];
-function tmpDir(): string {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'resnet-lock-'));
-  dirs.push(d);
-  return d;
-}
-after(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+const tmpDir = tempDirMaker('resnet-lock');
 
 function writeLock(run: string, fields: object): string {
   const file = path.join(run, LOCK_FILE);

@@ -2,20 +2,14 @@
  * Tests for metrics.jsonl: records round-trip (NaN and Inf included), a torn last line is skipped by the reader
  * and cut when the log reopens, a bad middle line is an error, and bad input is rejected.
  */
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { MetricsLog, readMetrics, METRICS_FILE } from '../../src/train/metrics';
+import { tempDirMaker } from '../helpers/tmp';
 
-const dirs: string[] = [];
-function tmpDir(): string {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'resnet-metrics-'));
-  dirs.push(d);
-  return d;
-}
-after(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+const tmpDir = tempDirMaker('resnet-metrics');
 
 test('step, epoch and resume records are one JSON line each and read back', () => {
   const run = tmpDir();

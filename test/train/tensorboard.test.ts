@@ -3,20 +3,14 @@
  * Golden vectors: RFC 3720 (CRC32C of 32 zero bytes), tensorboard/data/server/masked_crc.rs (masked CRC),
  * and the reference record for Event{wall_time=1.0, file_version="brain.Event:2"} quoted in RELIABILITY.md §5.
  */
-import { test, describe, after } from 'node:test';
+import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { crc32c, maskedCrc32c, encodeEventRecord, EventWriter, readEventFile } from '../../src/train/tensorboard';
+import { tempDirMaker } from '../helpers/tmp';
 
-const dirs: string[] = [];
-function tmpDir(): string {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'resnet-tb-'));
-  dirs.push(d);
-  return d;
-}
-after(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+const tmpDir = tempDirMaker('resnet-tb');
 
 describe('CRC32C golden vectors', () => {
   test('crc32c of 32 zero bytes is 0x8a9136aa', () => {
