@@ -1,5 +1,6 @@
 /** `resnet eval --weights W --data PATH [--json]`: test loss, accuracy, per-class accuracy and the confusion matrix. */
 import { Command } from 'commander';
+import { intArg } from '../parse';
 import { useBackend } from '../../backend';
 import { Loader } from '../../data/loader';
 import { openDataset } from '../../data';
@@ -14,8 +15,8 @@ export function registerEval(program: Command): void {
     .requiredOption('--weights <file>', 'checkpoint, run folder, .pth or .safetensors')
     .option('--data <path>', 'dataset (as for train)', 'data')
     .option('--split <name>', 'test or train', 'test')
-    .option('--limit <n>', 'evaluate only the first N images', (v) => parseInt(v, 10))
-    .option('--batch-size <n>', 'batch size', (v) => parseInt(v, 10), 256)
+    .option('--limit <n>', 'evaluate only the first N images', intArg)
+    .option('--batch-size <n>', 'batch size', intArg, 256)
     .option('--json', 'print one JSON object')
     .action(async (o: { weights: string; data: string; split: string; limit?: number; batchSize: number; json?: boolean }) => {
       if (o.split !== 'test' && o.split !== 'train') throw new Error(`eval: --split must be test or train, received ${o.split}`);

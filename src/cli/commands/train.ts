@@ -7,17 +7,7 @@ import { Command, Option } from 'commander';
 import { useBackend } from '../../backend';
 import { RECIPES, type TrainConfig } from '../../train/config';
 import { train } from '../../train/trainer';
-
-const int = (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n)) throw new Error(`expected an integer, received ${JSON.stringify(v)}`);
-  return n;
-};
-const num = (v: string) => {
-  const n = Number(v);
-  if (!Number.isFinite(n)) throw new Error(`expected a number, received ${JSON.stringify(v)}`);
-  return n;
-};
+import { intArg as int, numArg as num } from '../parse';
 
 /** The default --data: ./data as the seed, else the official dataset (downloaded and cached). */
 function defaultData(): string {
