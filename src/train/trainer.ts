@@ -46,6 +46,8 @@ export interface TrainOptions {
   /** keep only the last K epoch checkpoints (default: all, as the seed) */
   keepLast?: number;
   onBadImage?: 'skip' | 'fail';
+  /** refuse images that are not 32x32 instead of resizing them */
+  strictSize?: boolean;
   /** use a worker thread for batches (default true) */
   worker?: boolean;
   log?: (line: string) => void;
@@ -94,7 +96,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
 async function run(
   opts: TrainOptions, cfg: TrainConfig, log: (l: string) => void, warn: (m: string) => void, stop: StopSignals | null,
 ): Promise<TrainResult> {
-  const data = await openDataset(opts.data, { onBadImage: opts.onBadImage ?? 'skip', log: (m) => log(m) });
+  const data = await openDataset(opts.data, { onBadImage: opts.onBadImage ?? 'skip', strictSize: opts.strictSize, log: (m) => log(m) });
   if (data.test.n === 0) throw new Error(`train: ${opts.data} has no test split (expected test/<class>/... beside train/)`);
   const { train: trainSplit, val } = cfg.valSplit > 0 ? splitValidation(data.train, cfg.valSplit, cfg.seed) : { train: data.train, val: null };
   const trainLoader = new Loader(trainSplit, {

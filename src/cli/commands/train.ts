@@ -48,6 +48,7 @@ export function registerTrain(program: Command): void {
     .option('--weights <file>', 'start from these weights (.ckpt, run folder, .pth, .safetensors)')
     .option('--keep-last <k>', 'keep only the last K epoch checkpoints (default: all)', int)
     .addOption(new Option('--on-bad-image <policy>', 'skip (count and name) or fail on unreadable images').choices(['skip', 'fail']).default('skip'))
+    .option('--strict-size', 'refuse training images that are not 32x32 (default: resize them as Pillow does)')
     .option('--no-worker', 'prepare batches on the main thread')
     .action(async (o: Record<string, unknown>) => {
       const recipe = RECIPES[o.recipe as 'seed' | 'fast'];
@@ -66,7 +67,7 @@ export function registerTrain(program: Command): void {
       const result = await train({
         config, data: (o.data as string | undefined) ?? defaultData(), out, backend: useBackend(program.opts().backend),
         resume, force: Boolean(o.force), weights: o.weights as string | undefined, keepLast: o.keepLast as number | undefined,
-        onBadImage: o.onBadImage as 'skip' | 'fail', worker: o.worker !== false,
+        onBadImage: o.onBadImage as 'skip' | 'fail', strictSize: Boolean(o.strictSize), worker: o.worker !== false,
       });
       if (result.status === 'completed') {
         process.stdout.write(`done: ${result.epochsDone} epochs, best accuracy ${(100 * result.bestAcc).toFixed(2)}%; run folder ${out}\n`);
