@@ -175,6 +175,9 @@ async function run(
         if (state.batchInEpoch % 100 === 0) {
           progress.line(`[epoch:${epochNo}, iter:${state.step}] Loss: ${(state.acc.lossSum / state.acc.seen).toFixed(3)} | Acc: ${(100 * state.acc.correct / state.acc.seen).toFixed(3)}% | lr ${opt.lr.toPrecision(3)}`);
         }
+        // Let the event loop run a full turn (poll phase included): signal events are read there, and a loader
+        // whose next batch is always ready would otherwise keep the loop in microtasks for a whole epoch.
+        await new Promise((resolve) => setImmediate(resolve));
         if (stop?.stopRequested()) break;
       }
       progress.done();
