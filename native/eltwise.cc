@@ -78,7 +78,7 @@ Napi::Value addRelu(const Napi::CallbackInfo& info) {
 #pragma omp parallel for simd if (n > kParallel)
   for (int64_t i = 0; i < n; i++) {
     const float s = a[i] + b[i];
-    o[i] = s > 0.f ? s : 0.f;
+    o[i] = s <= 0.f ? 0.f : s;  // NaN stays NaN, as in PyTorch
   }
   return out;
 }

@@ -373,3 +373,16 @@ describe('native backend parity with the reference', { skip: SKIP }, () => {
     });
   });
 });
+
+describe('NaN propagation, as PyTorch and the reference backend', { skip: SKIP }, () => {
+  test('relu and addRelu keep NaN (so that a NaN reaches the loss and stops the run)', () => {
+    const nb = createNativeBackend();
+    const shape = [1, 16, 1, 1];
+    const x = new Float32Array(16).fill(1);
+    x[3] = NaN;
+    const xs = nb.fromArray(x, shape);
+    const zs = nb.fromArray(new Float32Array(16), shape);
+    assert.ok(Number.isNaN(nb.toArray(nb.relu(xs, shape), shape)[3]));
+    assert.ok(Number.isNaN(nb.toArray(nb.addRelu(xs, zs, shape), shape)[3]));
+  });
+});
