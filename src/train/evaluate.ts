@@ -32,9 +32,7 @@ export async function evaluate(model: Module, loader: Loader, numClasses: number
       lossSum += loss * b.n;
       n += b.n;
       for (let i = 0; i < b.n; i++) {
-        let best = 0;
-        for (let c = 1; c < numClasses; c++) if (logits[i * numClasses + c] > logits[i * numClasses + best]) best = c;
-        confusion[b.y[i]][best]++;
+        confusion[b.y[i]][argmaxRow(logits, i, numClasses)]++;
       }
     }
   } finally {
@@ -46,6 +44,13 @@ export async function evaluate(model: Module, loader: Loader, numClasses: number
     return total ? row[i] / total : NaN;
   });
   return { n, loss: n ? lossSum / n : NaN, acc: n ? correct / n : NaN, perClassAcc, confusion };
+}
+
+/** The predicted class of row i of row-major logits [N,C] (the first maximum, as torch.argmax). */
+export function argmaxRow(logits: ArrayLike<number>, i: number, C: number): number {
+  let best = 0;
+  for (let c = 1; c < C; c++) if (logits[i * C + c] > logits[i * C + best]) best = c;
+  return best;
 }
 
 /** The confusion matrix as a fixed-width table with per-class accuracy. */

@@ -24,7 +24,7 @@ import {
   NoCheckpointError, firstNonFinite, isFiniteStateDict, loadLatestCheckpoint, saveCheckpoint, writeBestAccuracy, type Checkpoint,
 } from './checkpoint';
 import { configDifferences, validateConfig, type TrainConfig } from './config';
-import { evaluate, type EvalResult } from './evaluate';
+import { argmaxRow, evaluate, type EvalResult } from './evaluate';
 import { acquireRunLock } from './lock';
 import { MetricsLog } from './metrics';
 import { Progress } from './progress';
@@ -277,9 +277,7 @@ function trainStep(model: ResNet, opt: SGD, batch: Batch, labelSmoothing: number
 function countCorrect(logits: ArrayLike<number>, y: Int32Array, C: number): number {
   let correct = 0;
   for (let i = 0; i < y.length; i++) {
-    let best = 0;
-    for (let c = 1; c < C; c++) if (logits[i * C + c] > logits[i * C + best]) best = c;
-    if (best === y[i]) correct++;
+    if (argmaxRow(logits, i, C) === y[i]) correct++;
   }
   return correct;
 }
