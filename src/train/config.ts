@@ -4,8 +4,9 @@
  * seed: SGD momentum 0.9, weight decay 5e-4, constant lr 0.001, batch 128, 200 epochs, cross-entropy, RandomCrop(32,
  *       padding 4) + horizontal flip (the tutorial's run reached 88.54% test accuracy).
  * fast: the same network and data, trained with a one-cycle schedule (Smith & Topin 2019: "super-convergence"),
- *       peak lr 0.1, nesterov momentum and label smoothing 0.1 (Szegedy et al. 2016), 8 epochs: chosen to pass the
- *       seed's accuracy in about a tenth of its epochs.
+ *       peak lr 0.1, nesterov momentum and label smoothing 0.1 (Szegedy et al. 2016), 15 epochs. Measured here:
+ *       8 epochs of this schedule reached 86.58%, short of the seed's 88.54% (README "Training" has the curve), so
+ *       the default is 15 epochs, which has not been measured yet.
  */
 
 export type ScheduleName = 'constant' | 'cosine' | 'onecycle';
@@ -44,7 +45,7 @@ export const RECIPES: Record<'seed' | 'fast', TrainConfig> = {
     cutout: 0, baseWidth: 64,
   },
   fast: {
-    recipe: 'fast', epochs: 8, batchSize: 128, lr: 0.1, momentum: 0.9, weightDecay: 5e-4, nesterov: true,
+    recipe: 'fast', epochs: 15, batchSize: 128, lr: 0.1, momentum: 0.9, weightDecay: 5e-4, nesterov: true,
     labelSmoothing: 0.1, schedule: 'onecycle', warmupFraction: 0.25, seed: 0, valSplit: 0, crop: true, flip: true,
     cutout: 0, baseWidth: 64,
   },

@@ -25,7 +25,7 @@ export function registerTrain(program: Command): void {
     .description("train ResNet-18 on CIFAR-10 (the seed's recipe by default)")
     .option('--data <path>', 'ImageFolder root, .tar/.tar.gz, CIFAR-10 binary folder/archive, or "cifar10" (default: ./data if present, else cifar10)')
     .option('--out <dir>', 'run folder (checkpoints, TensorBoard events, metrics.jsonl)')
-    .addOption(new Option('--recipe <name>', 'seed: constant lr 0.001, 200 epochs; fast: one-cycle lr 0.1, nesterov, label smoothing 0.1, 8 epochs').choices(['seed', 'fast']).default('seed'))
+    .addOption(new Option('--recipe <name>', 'seed: constant lr 0.001, 200 epochs; fast: one-cycle lr 0.1, nesterov, label smoothing 0.1, 15 epochs').choices(['seed', 'fast']).default('seed'))
     .option('--epochs <n>', 'total epochs', int)
     .option('--batch-size <n>', 'batch size', int)
     .option('--lr <x>', 'learning rate (peak rate for onecycle)', num)
