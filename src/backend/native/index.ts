@@ -130,7 +130,6 @@ function batchNormCheck(op: string, shape: Shape, p: BatchNormParams): void {
   }
 }
 
-
 function memoryKernels(A: NativeAddon): Pick<Backend, 'fromArray' | 'toArray' | 'zeros' | 'dispose' | 'reshape'> {
   return {
     fromArray(data: FloatArray, shape: Shape): Storage {

@@ -10,7 +10,6 @@
 import { checkSgdParams, type SgdParams, type Shape, type Storage } from '../backend';
 import { expectAnyShape, inputOf, rounderOf } from './storage';
 
-
 export function sgdStep(
   param: Storage, grad: Storage, momentumBuf: Storage | null, shape: Shape, p: SgdParams, firstStep: boolean,
 ): void {

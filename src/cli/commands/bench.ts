@@ -1,6 +1,6 @@
 /** `resnet bench [--json]`: the engine benchmark (src/bench/model-bench.ts) on this machine. */
 import { Command } from 'commander';
-import { intArg } from '../parse';
+import { intInRange } from '../parse';
 import { useBackend } from '../../backend';
 import { runBench } from '../../bench/model-bench';
 
@@ -9,11 +9,10 @@ export function registerBench(program: Command): void {
     .command('bench')
     .description('measure ResNet-18 training and inference speed on this machine (random inputs)')
     .option('--json', 'print one JSON object (train_img_s, infer_img_s, latency_ms_b1, peak_rss_mb, ...)')
-    .option('--batch <n>', 'batch size', intArg, 128)
-    .option('--steps <n>', 'timed training steps after one warm-up', intArg, 5)
+    .option('--batch <n>', 'batch size', intInRange(1), 128)
+    .option('--steps <n>', 'timed training steps after one warm-up', intInRange(1), 5)
     .option('--profile', 'per-kernel time of the training step (native backend)')
     .action((opts: { json?: boolean; batch: number; steps: number; profile?: boolean }) => {
-      if (!(opts.batch >= 1) || !(opts.steps >= 1)) throw new Error('bench: --batch and --steps must be positive integers');
       if (opts.profile) process.env.RESNET_PROFILE = '1';
       const backend = useBackend(program.opts().backend);
       const log = opts.json ? undefined : (m: string) => process.stderr.write(`${m}\n`);

@@ -4,6 +4,7 @@
  * A thin layer over openDataset/summarizeDataset (src/data); all checks live there.
  */
 import { Command, Option } from 'commander';
+import { intInRange } from '../parse';
 import { formatSummary, openDataset, summarizeDataset } from '../../data';
 
 interface DataOptions {
@@ -13,7 +14,7 @@ interface DataOptions {
   cacheDir?: string;
   cache: boolean;
   strictSize?: boolean;
-  maxPixels?: string;
+  maxPixels?: number;
 }
 
 /** Where the command writes; tests pass their own. */
@@ -34,18 +35,14 @@ export function registerData(program: Command, io: DataCommandIO = STDIO): void 
     .option('--cache-dir <dir>', 'decode cache and download folder (default $RESNET_CACHE_DIR or ~/.cache/resnet-ts)')
     .option('--no-cache', 'neither read nor write the decode cache')
     .option('--strict-size', 'refuse images that are not 32x32 instead of resizing them')
-    .option('--max-pixels <n>', 'refuse images whose header declares more pixels (default 89478485)')
+    .option('--max-pixels <n>', 'refuse images whose header declares more pixels (default 89478485)', intInRange(1))
     .action(async (opts: DataOptions) => {
-      const maxPixels = opts.maxPixels === undefined ? undefined : Number(opts.maxPixels);
-      if (maxPixels !== undefined && !(Number.isInteger(maxPixels) && maxPixels > 0)) {
-        throw new Error(`data: --max-pixels expects a positive integer, received ${opts.maxPixels}`);
-      }
       const d = await openDataset(opts.data, {
         onBadImage: opts.onBadImage,
         cacheDir: opts.cacheDir,
         noCache: !opts.cache,
         strictSize: !!opts.strictSize,
-        maxPixels,
+        maxPixels: opts.maxPixels,
         log: (m) => io.err(`${m}\n`),
         progress: !opts.json,
       });

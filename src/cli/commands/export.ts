@@ -13,7 +13,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
+import { intInRange } from '../parse';
 import { loadWeights } from '../../interop/weights';
 import { ONNX_DEFAULT_OPSET, seedStateDictProblems, writeOnnxFile } from '../../interop/onnx';
 import { writePthFile } from '../../interop/pth-write';
@@ -69,12 +70,6 @@ export async function runExport(opts: ExportOptions): Promise<ExportResult> {
   return { out: opts.out, format, bytes: fs.statSync(opts.out).size, notes: loaded.notes };
 }
 
-function parseOpset(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 13 || n > 21) throw new InvalidArgumentError(`expected an opset from 13 to 21, received ${JSON.stringify(v)}`);
-  return n;
-}
-
 export function registerExport(program: Command): void {
   program
     .command('export')
@@ -82,7 +77,7 @@ export function registerExport(program: Command): void {
     .requiredOption('--weights <path>', 'checkpoint (.ckpt), run folder, .safetensors or .pth')
     .requiredOption('--out <file>', 'the file to write')
     .addOption(new Option('--format <format>', 'output format (default: from the --out extension)').choices([...FORMATS]))
-    .option('--opset <n>', 'ONNX opset, 13 to 21', parseOpset, ONNX_DEFAULT_OPSET)
+    .option('--opset <n>', 'ONNX opset, 13 to 21', intInRange(13, 21), ONNX_DEFAULT_OPSET)
     .action(async (o: { weights: string; out: string; format?: ExportFormat; opset: number }) => {
       const r = await runExport(o);
       for (const note of r.notes) process.stderr.write(`resnet export: ${note}\n`);

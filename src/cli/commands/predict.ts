@@ -7,6 +7,7 @@
  * (one object per file, errors included). The exit code is 1 if any file failed.
  */
 import { Command, InvalidArgumentError } from 'commander';
+import { intInRange } from '../parse';
 import { loadClassifier } from '../../predict/classifier';
 import { Lang, formatResultText, predictPaths, resultToJson } from '../../predict/predict';
 import { interactiveLoop } from '../../predict/interactive';
@@ -23,12 +24,6 @@ export interface PredictIo {
   readonly stdin: NodeJS.ReadableStream & { isTTY?: boolean };
   readonly stdout: NodeJS.WritableStream;
   readonly stderr: NodeJS.WritableStream;
-}
-
-function parseTopk(v: string): number {
-  const k = Number(v);
-  if (!Number.isInteger(k) || k < 1) throw new InvalidArgumentError(`expected a positive integer, received ${JSON.stringify(v)}`);
-  return k;
 }
 
 function parseLang(v: string): Lang {
@@ -69,7 +64,7 @@ export function registerPredict(program: Command): void {
     .description('classify images (files or folders); with no files, ask for paths interactively')
     .argument('[paths...]', 'image files or folders (folders are walked in sorted order)')
     .requiredOption('--weights <path>', 'checkpoint (.ckpt), run folder, .safetensors or .pth')
-    .option('--topk <k>', 'how many of the most probable classes to list', parseTopk, 3)
+    .option('--topk <k>', 'how many of the most probable classes to list', intInRange(1), 3)
     .option('--json', 'print a JSON array, one object per file', false)
     .option('--lang <zh|en>', 'language of the class names in text output', parseLang, 'zh' as Lang)
     .action(async (paths: string[], o: { weights: string; topk: number; json: boolean; lang: Lang }) => {

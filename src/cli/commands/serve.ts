@@ -7,7 +7,8 @@
  * accepting, let in-flight requests finish (at most 10 s) and exit 0 (S12).
  */
 import * as fs from 'node:fs';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
+import { intInRange } from '../parse';
 import { loadClassifier } from '../../predict/classifier';
 import { isLoopbackHost } from '../../serve/guard';
 import { RunningServer, startServer } from '../../serve/server';
@@ -21,16 +22,6 @@ export interface ServeCliOptions {
   readonly allowHost: string[];
   readonly backend?: string;
   readonly quiet?: boolean;
-}
-
-function parseIntIn(min: number, max: number) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min || n > max) {
-      throw new InvalidArgumentError(`expected an integer from ${min} to ${max}, received ${JSON.stringify(v)}`);
-    }
-    return n;
-  };
 }
 
 function collect(v: string, prev: string[]): string[] {
@@ -66,9 +57,9 @@ export function registerServe(program: Command): void {
     .description('serve the classifier as a local web page and JSON API (and a training dashboard with --run)')
     .requiredOption('--weights <path>', 'checkpoint (.ckpt), run folder, .safetensors or .pth')
     .option('--host <addr>', 'address to bind (anything but loopback exposes the server to the network)', '127.0.0.1')
-    .option('--port <n>', 'port (0 picks a free one)', parseIntIn(0, 65535), 8080)
+    .option('--port <n>', 'port (0 picks a free one)', intInRange(0, 65535), 8080)
     .option('--run <dir>', 'a training run folder whose metrics.jsonl the dashboard draws')
-    .option('--max-concurrent <n>', 'inferences at once; more get 503', parseIntIn(1, 64), 2)
+    .option('--max-concurrent <n>', 'inferences at once; more get 503', intInRange(1, 64), 2)
     .option('--allow-host <name>', 'also accept this Host name (repeatable; IP addresses and localhost always are)', collect, [])
     .option('--quiet', 'no request log', false)
     .action(async (o: Omit<ServeCliOptions, 'backend'>) => {
