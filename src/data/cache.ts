@@ -5,11 +5,11 @@
  * File layout (little-endian):
  *   "RNTSDATA" | u32 format version | u32 header length L | L bytes of JSON header | zero padding to 8 bytes |
  *   for each split in header.splits order: n label bytes, then n*3072 pixel bytes (NHWC uint8, as Split.images)
- * The JSON header holds the source fingerprint (paths, sizes, mtimes), classes, per-split counts and file
- * names, bad files, original sizes and notes. A fingerprint that differs from the source's makes the file
- * stale. Files are written to a temporary name, fsynced, then renamed, so a crash never leaves half a cache.
+ * The JSON header holds the source key (a hash of paths, sizes, mtimes), the content fingerprint, classes,
+ * per-split counts and file names, bad files, original sizes and notes. A key that differs from the source's
+ * makes the file stale. Files are written to a temporary name, fsynced, then renamed, so a crash never leaves half a cache.
  *
- * Not here: computing fingerprints or deciding when to use the cache (dataset.ts).
+ * Not here: computing keys and fingerprints or deciding when to use the cache (dataset.ts).
  */
 import { closeSync, fsyncSync, mkdirSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -19,7 +19,7 @@ import { IMAGE_BYTES } from './normalize';
 import type { BadFile, CifarData, Split } from './types';
 
 const MAGIC = 'RNTSDATA';
-export const CACHE_FORMAT_VERSION = 1;
+export const CACHE_FORMAT_VERSION = 2;
 
 /** $RESNET_CACHE_DIR, else ~/.cache/resnet-ts */
 export function defaultCacheDir(): string {
@@ -33,6 +33,7 @@ export function cacheFilePath(cacheDir: string, key: object): string {
 }
 
 interface CacheHeader {
+  sourceKey: string;
   fingerprint: string;
   classes: string[];
   splits: { name: 'train' | 'test'; n: number; names?: string[] }[];
@@ -43,14 +44,15 @@ interface CacheHeader {
   source: CifarData['source'];
 }
 
-/** What a cache file holds: everything of CifarData but the cache status. */
-export type CachedData = Omit<CifarData, 'cache'>;
+/** What a cache file holds: everything of CifarData but the cache status, plus the source key. */
+export type CachedData = Omit<CifarData, 'cache'> & { sourceKey: string };
 
 const pad8 = (n: number): number => (8 - (n % 8)) % 8;
 
 /** Writes the dataset to `path` atomically (temporary file, fsync, rename). */
 export function writeCache(path: string, d: CachedData): void {
   const header: CacheHeader = {
+    sourceKey: d.sourceKey,
     fingerprint: d.fingerprint,
     classes: d.classes,
     splits: [
@@ -113,10 +115,10 @@ export type CacheRead =
   | { status: 'corrupt'; reason: string };
 
 /**
- * Loads a cache file if its fingerprint equals `fingerprint`. Pixels land in SharedArrayBuffers so that the
+ * Loads a cache file if its source key equals `sourceKey`. Pixels land in SharedArrayBuffers so that the
  * loader's worker thread can read them without a copy.
  */
-export function readCache(path: string, fingerprint: string): CacheRead {
+export function readCache(path: string, sourceKey: string): CacheRead {
   let fd: number;
   try {
     fd = openSync(path, 'r');
@@ -132,7 +134,7 @@ export function readCache(path: string, fingerprint: string): CacheRead {
     const json = Buffer.alloc(pre.readUInt32LE(12));
     readExactly(fd, json, 16, path);
     const header = JSON.parse(json.toString('utf8')) as CacheHeader;
-    if (header.fingerprint !== fingerprint) return { status: 'stale' };
+    if (header.sourceKey !== sourceKey) return { status: 'stale' };
     let pos = 16 + json.length + pad8(16 + json.length);
     const splits: Split[] = header.splits.map((s) => {
       const labels = new Uint8Array(s.n);
@@ -142,8 +144,8 @@ export function readCache(path: string, fingerprint: string): CacheRead {
       pos += s.n * (1 + IMAGE_BYTES);
       return { n: s.n, images, labels, names: s.names };
     });
-    const { classes, badFiles, sizes, resized, notes, source } = header;
-    return { status: 'hit', data: { classes, train: splits[0], test: splits[1], fingerprint, badFiles, sizes, resized, notes, source } };
+    const { classes, fingerprint, badFiles, sizes, resized, notes, source } = header;
+    return { status: 'hit', data: { classes, train: splits[0], test: splits[1], fingerprint, sourceKey, badFiles, sizes, resized, notes, source } };
   } catch (err) {
     return { status: 'corrupt', reason: err instanceof Error ? err.message : String(err) };
   } finally {

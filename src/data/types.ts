@@ -37,7 +37,8 @@ export interface CifarData {
   train: Split;
   /** n = 0 when the source has no test split (a single class tree) */
   test: Split;
-  /** sha256 of the source's identity (paths, sizes, mtimes); a change invalidates the cache */
+  /** "sha256:..." of the content (classes, labels, pixels; dataset.ts contentFingerprint): the same for a
+   *  copied, moved or re-extracted dataset; checkpoints record it to refuse resuming on other data */
   fingerprint: string;
   badFiles: BadFile[];
   source: { kind: SourceKind; path: string; root: string };

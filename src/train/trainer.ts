@@ -313,10 +313,12 @@ async function resumeFrom(
   if (diffs.length && !opts.force) {
     throw new Error(`train: refusing to resume ${loaded.path} with a different configuration (use --force to override):\n  ${diffs.join('\n  ')}`);
   }
-  if (c.datasetFingerprint && c.datasetFingerprint !== data.fingerprint && !opts.force) {
+  const otherData = !!c.datasetFingerprint && c.datasetFingerprint !== data.fingerprint;
+  if (otherData && !opts.force) {
     throw new Error(`train: refusing to resume ${loaded.path}: the dataset differs from the one it was trained on (use --force to override)`);
   }
   diffs.forEach((d) => warn(`resuming with a changed setting (forced): ${d}`));
+  if (otherData) warn(`resuming on a dataset whose content differs from the one the checkpoint was trained on (forced)`);
   model.loadStateDict(c.model);
   opt.loadStateDict(c.optimizer.buffers);
   const s = (c.trainer ?? {}) as { complete?: boolean; batchInEpoch?: number; bestAcc?: number; acc?: EpochAccumulator; history?: TrainResult['history'] };

@@ -5,7 +5,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, rmSync, symlinkSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
+import { cpSync, readdirSync, rmSync, symlinkSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openDataset } from '../../src/data/dataset';
 import { decodeSplit, planImageFolder } from '../../src/data/imagefolder';
@@ -125,6 +125,27 @@ describe('ImageFolder in a folder', () => {
     assert.deepEqual(fourth.train.images, first.train.images);
     assert.equal((await openDataset(root, { cacheDir: cache, noCache: true })).cache.status, 'disabled');
   });
+
+  test('the fingerprint is the content: a copy elsewhere with new mtimes matches (decoded afresh), one pixel more does not', async () => {
+    const root = join(dir, 'root');
+    const first = await openDataset(root, { cacheDir: cache });
+    const copy = join(dir, 'copy');
+    cpSync(root, copy, { recursive: true });
+    const later = new Date(Date.now() + 60_000);
+    for (const f of ['train/dog/b.PNG', 'test/cat/t.png']) utimesSync(join(copy, f), later, later);
+    const copied = await openDataset(copy, { cacheDir: cache });
+    assert.equal(copied.cache.status, 'miss', 'another path is another cache entry');
+    assert.equal(copied.fingerprint, first.fingerprint);
+    assert.equal((await openDataset(copy, { cacheDir: cache })).fingerprint, first.fingerprint, 'read back from the cache');
+    assert.deepEqual(copied.test.names, ['test/cat/t.png', 'test/dog/u.png']);
+    const changed = image(copied.test, 1).slice();
+    changed[0] ^= 1; // one bit of one pixel (PNG keeps it exactly)
+    writeFileSync(join(copy, 'test/dog/u.png'), await encode(changed, 32, 32, 'png'));
+    utimesSync(join(copy, 'test/dog/u.png'), later, new Date(Date.now() + 120_000));
+    const edited = await openDataset(copy, { cacheDir: cache });
+    assert.equal(edited.cache.status, 'stale');
+    assert.notEqual(edited.fingerprint, first.fingerprint);
+  });
 });
 
 describe('ImageFolder in an archive', () => {
@@ -150,7 +171,9 @@ describe('ImageFolder in an archive', () => {
       assert.deepEqual(d.train.labels, ref.train.labels);
       assert.deepEqual(d.train.images, ref.train.images);
       assert.deepEqual(d.test.images, ref.test.images);
+      assert.equal(d.fingerprint, ref.fingerprint, 'same content, same fingerprint, whatever the container');
     }
+    assert.match(ref.fingerprint, /^sha256:[0-9a-f]{64}$/);
   });
 
   test('a truncated archive is refused with the archive named', async () => {

@@ -2,7 +2,8 @@
  * Faults through the real trainer (src/train/trainer.ts) on a tiny generated ImageFolder, ResNet-18 at width 4 on the
  * reference backend: a NaN batch (RELIABILITY.md N1) and an lr ×1e7 (N3) end as 'diverged' with exit code 3 and the
  * last good checkpoint untouched, never a NaN model saved or ranked best; resuming with another configuration or
- * another dataset is refused unless forced (C10), and a forced change says what changed.
+ * another dataset is refused unless forced (C10), a forced change says what changed, and the same dataset at
+ * another path (copied, re-extracted) is not another dataset.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -131,8 +132,23 @@ describe('resuming with another configuration or dataset', () => {
 
   test('forced: another dataset, with more epochs than before (epochs may always grow)', async () => {
     const r = await trainQuiet({ config: tinyConfig({ epochs: 2 }), data: other, out: run(), worker: false, resume: true, force: true });
+    assert.match(r.stderr, /warning: resuming on a dataset whose content differs from the one the checkpoint was trained on \(forced\)/);
     assert.equal(r.result.status, 'completed');
     assert.equal(r.result.epochsDone, 2);
     assert.equal(latestPointer(run()).file, 'epoch-0002.ckpt');
+  });
+
+  test('the same dataset copied elsewhere (new path, new mtimes) resumes without --force and without a warning', async () => {
+    const run = path.join(root, 'moved');
+    const first = await trainQuiet({ config: tinyConfig({ epochs: 1 }), data, out: run, worker: false });
+    assert.equal(first.result.status, 'completed');
+    const copy = path.join(root, 'data-copy');
+    fs.cpSync(data, copy, { recursive: true });
+    const later = new Date(Date.now() + 60_000);
+    for (const f of fs.readdirSync(copy, { recursive: true, encoding: 'utf8' })) fs.utimesSync(path.join(copy, f), later, later);
+    const r = await trainQuiet({ config: tinyConfig({ epochs: 2 }), data: copy, out: run, worker: false, resume: true });
+    assert.equal(r.result.status, 'completed');
+    assert.equal(r.result.epochsDone, 2);
+    assert.doesNotMatch(r.stderr, /warning/);
   });
 });
