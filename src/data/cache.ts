@@ -7,7 +7,8 @@
  *   for each split in header.splits order: n label bytes, then n*3072 pixel bytes (NHWC uint8, as Split.images)
  * The JSON header holds the source key (a hash of paths, sizes, mtimes), the content fingerprint, classes,
  * per-split counts and file names, bad files, original sizes and notes. A key that differs from the source's
- * makes the file stale. Files are written to a temporary name, fsynced, then renamed, so a crash never leaves half a cache.
+ * makes the file stale. Files are written to a temporary name, fsynced, then renamed, so a crash never leaves
+ * half a cache.
  *
  * Not here: computing keys and fingerprints or deciding when to use the cache (dataset.ts).
  */
@@ -44,15 +45,15 @@ interface CacheHeader {
   source: CifarData['source'];
 }
 
-/** What a cache file holds: everything of CifarData but the cache status, plus the source key. */
-export type CachedData = Omit<CifarData, 'cache'> & { sourceKey: string };
+/** What a cache file holds (beside the source key): everything of CifarData but the cache status. */
+export type CachedData = Omit<CifarData, 'cache'>;
 
 const pad8 = (n: number): number => (8 - (n % 8)) % 8;
 
-/** Writes the dataset to `path` atomically (temporary file, fsync, rename). */
-export function writeCache(path: string, d: CachedData): void {
+/** Writes the dataset, decoded from the source with this key, to `path` atomically (temporary file, fsync, rename). */
+export function writeCache(path: string, sourceKey: string, d: CachedData): void {
   const header: CacheHeader = {
-    sourceKey: d.sourceKey,
+    sourceKey,
     fingerprint: d.fingerprint,
     classes: d.classes,
     splits: [
@@ -145,7 +146,7 @@ export function readCache(path: string, sourceKey: string): CacheRead {
       return { n: s.n, images, labels, names: s.names };
     });
     const { classes, fingerprint, badFiles, sizes, resized, notes, source } = header;
-    return { status: 'hit', data: { classes, train: splits[0], test: splits[1], fingerprint, sourceKey, badFiles, sizes, resized, notes, source } };
+    return { status: 'hit', data: { classes, train: splits[0], test: splits[1], fingerprint, badFiles, sizes, resized, notes, source } };
   } catch (err) {
     return { status: 'corrupt', reason: err instanceof Error ? err.message : String(err) };
   } finally {

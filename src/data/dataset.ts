@@ -86,7 +86,7 @@ function sha256(text: string): string {
 /**
  * The identity of a dataset's content: sha256 over the class names and, per split, the count, labels and
  * pixels (what training sees). Independent of where the files are, their names and mtimes, and the format
- * they came in. About 0.2 s for CIFAR-10, paid only when decoding (the cache stores it).
+ * they came in. About 0.1 s for CIFAR-10, paid only when decoding (the cache stores it).
  */
 export function contentFingerprint(d: Pick<CifarData, 'classes' | 'train' | 'test'>): string {
   const h = createHash('sha256').update(`resnet-ts dataset v1\n${JSON.stringify(d.classes)}\n`);
@@ -97,6 +97,7 @@ export function contentFingerprint(d: Pick<CifarData, 'classes' | 'train' | 'tes
   }
   return `sha256:${h.digest('hex')}`;
 }
+
 async function resolveSource(spec: string, cacheDir: string, log: (m: string) => void): Promise<Source> {
   let path: string;
   if (spec === 'cifar10') {
@@ -129,7 +130,7 @@ function progressBar(enabled: boolean, total: number): { tick: () => void; stop:
 
 const EMPTY_SPLIT: Split = { n: 0, images: new Uint8Array(0), labels: new Uint8Array(0), names: [] };
 
-async function decodeTree(listing: Listing, read: (p: string) => Promise<Uint8Array>, where: string, o: DecodeSplitOptions & { progress: boolean }): Promise<Omit<CachedData, 'fingerprint' | 'sourceKey' | 'source'> & { root: string }> {
+async function decodeTree(listing: Listing, read: (p: string) => Promise<Uint8Array>, where: string, o: DecodeSplitOptions & { progress: boolean }): Promise<Omit<CachedData, 'fingerprint' | 'source'> & { root: string }> {
   const plan = planImageFolder(listing, where);
   for (const n of plan.notes) o.log(n);
   const bar = progressBar(o.progress, plan.train.files.length + (plan.test?.files.length ?? 0));
@@ -156,8 +157,8 @@ async function decodeTree(listing: Listing, read: (p: string) => Promise<Uint8Ar
 
 async function decodeSource(src: Source, spec: string, o: DecodeSplitOptions & { progress: boolean }): Promise<CachedData> {
   const binarySizes = { '32x32': 60000 };
-  const done = (kind: SourceKind, root: string, body: Omit<CachedData, 'fingerprint' | 'sourceKey' | 'source'>): CachedData => ({
-    ...body, fingerprint: contentFingerprint(body), sourceKey: src.key, source: { kind, path: src.path, root },
+  const done = (kind: SourceKind, root: string, body: Omit<CachedData, 'fingerprint' | 'source'>): CachedData => ({
+    ...body, fingerprint: contentFingerprint(body), source: { kind, path: src.path, root },
   });
   if (src.kind === 'folder' && src.listing) {
     const binRoot = findBinaryRoot(src.listing.files.map((f) => f.path));
@@ -186,11 +187,6 @@ async function decodeSource(src: Source, spec: string, o: DecodeSplitOptions & {
   return done('imagefolder-archive', root, body);
 }
 
-function withoutKey(d: CachedData, cache: CacheInfo): CifarData {
-  const { classes, train, test, fingerprint, badFiles, source, sizes, resized, notes } = d;
-  return { classes, train, test, fingerprint, badFiles, source, sizes, resized, notes, cache };
-}
-
 /**
  * Opens a dataset: a folder (ImageFolder root, a single <class>/<image> tree, or the official binary folder),
  * a .tar/.tar.gz holding one of those, or "cifar10" (the official release, downloaded on first use).
@@ -210,7 +206,7 @@ export async function openDataset(spec: string, opts: OpenDatasetOptions = {}): 
       if (onBadImage === 'fail' && bad.length > 0) {
         throw new Error(`data ${spec}: ${bad.length} bad files (recorded in the cache), first: image ${bad[0].path}: ${bad[0].reason} (--on-bad-image fail)`);
       }
-      return withoutKey(r.data, { status: 'hit', path: cachePath, ms: performance.now() - t0 });
+      return { ...r.data, cache: { status: 'hit', path: cachePath, ms: performance.now() - t0 } };
     }
     if (r.status === 'corrupt') log(`cache ${cachePath}: ${r.reason}; decoding again`);
     if (r.status === 'stale' || r.status === 'corrupt') status = 'stale';
@@ -218,11 +214,11 @@ export async function openDataset(spec: string, opts: OpenDatasetOptions = {}): 
   const body = await decodeSource(src, spec, { onBadImage, strictSize: !!opts.strictSize, maxPixels: opts.maxPixels, log, progress: !!opts.progress });
   if (cachePath !== null) {
     try {
-      writeCache(cachePath, body);
+      writeCache(cachePath, src.key, body);
     } catch (err) {
       log(`cache ${cachePath}: not written (${err instanceof Error ? err.message : String(err)})`);
       status = 'unwritable';
     }
   }
-  return withoutKey(body, { status: cachePath === null ? 'disabled' : status, path: cachePath, ms: performance.now() - t0 });
+  return { ...body, cache: { status: cachePath === null ? 'disabled' : status, path: cachePath, ms: performance.now() - t0 } };
 }
