@@ -55,6 +55,8 @@ export interface TrainOptions {
   transformBatch?: (b: Batch, globalStep: number) => void;
   /** listen for SIGINT/SIGTERM (default true) */
   handleSignals?: boolean;
+  /** testing hook: the clock (ms) that times epochs (default performance.now) */
+  clock?: () => number;
 }
 
 export type TrainStatus = 'completed' | 'interrupted' | 'diverged';
@@ -115,7 +117,9 @@ async function run(
     lr: cfg.lr, momentum: cfg.momentum, weightDecay: cfg.weightDecay, nesterov: cfg.nesterov,
   });
   const totalSteps = cfg.epochs * trainLoader.numBatches;
-  const state = { epoch: 0, step: 0, bestAcc: -1, batchInEpoch: 0, acc: { lossSum: 0, correct: 0, seen: 0, batches: 0 } as EpochAccumulator };
+  // epochSeconds: wall time already spent on the current epoch by earlier processes (a mid-epoch resume), so that an
+  // epoch's `seconds` is its whole training and test time, not only this process's part of it
+  const state = { epoch: 0, step: 0, bestAcc: -1, batchInEpoch: 0, epochSeconds: 0, acc: { lossSum: 0, correct: 0, seen: 0, batches: 0 } as EpochAccumulator };
   const history: TrainResult['history'] = [];
 
   if (opts.weights) await initFromWeights(model, opts.weights, log);
@@ -132,6 +136,8 @@ async function run(
   log(`training ${cfg.recipe} recipe on ${opts.backend.name}: ${trainLoader.size} train / ${testLoader.size} test images, ` +
     `${numClasses} classes, ${trainLoader.numBatches} steps per epoch, epochs ${state.epoch + 1}..${cfg.epochs}; run folder ${opts.out}`);
 
+  const now = opts.clock ?? (() => performance.now());
+  let epochStart = now();
   const makeCheckpoint = (complete: boolean, metricsNow?: Record<string, number>): Checkpoint => ({
     model: model.stateDict(),
     optimizer: { name: 'sgd', hyper: { lr: opt.lr, momentum: cfg.momentum, weightDecay: cfg.weightDecay, nesterov: cfg.nesterov }, buffers: opt.stateDict() },
@@ -141,7 +147,10 @@ async function run(
     datasetFingerprint: data.fingerprint,
     metrics: metricsNow,
     rng: { seed: cfg.seed, scheme: 'hash(seed, epoch, index)' },
-    trainer: { complete, batchInEpoch: complete ? 0 : state.batchInEpoch, bestAcc: state.bestAcc, acc: { ...state.acc }, history },
+    trainer: {
+      complete, batchInEpoch: complete ? 0 : state.batchInEpoch, bestAcc: state.bestAcc, acc: { ...state.acc }, history,
+      epochSeconds: complete ? 0 : state.epochSeconds + (now() - epochStart) / 1000,
+    },
     env: { node: process.version, backend: opts.backend.describe(), platform: `${process.platform}-${process.arch}` },
   });
 
@@ -149,7 +158,7 @@ async function run(
   try {
     for (let e = state.epoch; e < cfg.epochs; e++) {
       const epochNo = e + 1;
-      const t0 = performance.now();
+      epochStart = now();
       const progress = new Progress(`epoch ${epochNo}/${cfg.epochs}`, trainLoader.numBatches, state.batchInEpoch);
       model.train();
       let b = 0;
@@ -194,7 +203,7 @@ async function run(
       const trainAcc = state.acc.correct / state.acc.seen;
       const test = await evaluate(model, testLoader, numClasses);
       const valRes = valLoader ? await evaluate(model, valLoader, numClasses) : null;
-      const seconds = (performance.now() - t0) / 1000;
+      const seconds = state.epochSeconds + (now() - epochStart) / 1000;
       const record = { train_loss: trainLoss, train_acc: trainAcc, test_loss: test.loss, test_acc: test.acc, lr: opt.lr, seconds,
         ...(valRes ? { val_loss: valRes.loss, val_acc: valRes.acc } : {}) };
       history.push({ epoch: epochNo, train_loss: trainLoss, train_acc: trainAcc, test_loss: test.loss, test_acc: test.acc, lr: opt.lr, seconds });
@@ -203,6 +212,7 @@ async function run(
       metrics.logEpoch(epochNo, state.step, record);
       state.epoch = epochNo;
       state.batchInEpoch = 0;
+      state.epochSeconds = 0;
       state.acc = { lossSum: 0, correct: 0, seen: 0, batches: 0 };
       const selectAcc = valRes ? valRes.acc : test.acc;
       const isBest = Number.isFinite(selectAcc) && selectAcc > state.bestAcc && isFiniteStateDict(model.stateDict());
@@ -293,7 +303,7 @@ async function initFromWeights(model: ResNet, weights: string, log: (l: string) 
 
 async function resumeFrom(
   opts: TrainOptions, model: ResNet, opt: SGD, data: CifarData, cfg: TrainConfig,
-  state: { epoch: number; step: number; bestAcc: number; batchInEpoch: number; acc: EpochAccumulator },
+  state: { epoch: number; step: number; bestAcc: number; batchInEpoch: number; epochSeconds: number; acc: EpochAccumulator },
   history: TrainResult['history'], log: (l: string) => void, warn: (m: string) => void,
 ): Promise<void> {
   const dir = typeof opts.resume === 'string' ? opts.resume : opts.out;
@@ -321,13 +331,16 @@ async function resumeFrom(
   if (otherData) warn(`resuming on a dataset whose content differs from the one the checkpoint was trained on (forced)`);
   model.loadStateDict(c.model);
   opt.loadStateDict(c.optimizer.buffers);
-  const s = (c.trainer ?? {}) as { complete?: boolean; batchInEpoch?: number; bestAcc?: number; acc?: EpochAccumulator; history?: TrainResult['history'] };
+  const s = (c.trainer ?? {}) as {
+    complete?: boolean; batchInEpoch?: number; bestAcc?: number; acc?: EpochAccumulator; history?: TrainResult['history']; epochSeconds?: number;
+  };
   const complete = s.complete !== false;
   state.epoch = complete ? c.epoch : c.epoch - 1;
   state.batchInEpoch = complete ? 0 : (s.batchInEpoch ?? 0);
   state.step = c.step;
   state.bestAcc = s.bestAcc ?? -1;
   state.acc = complete ? state.acc : { ...(s.acc as EpochAccumulator) };
+  state.epochSeconds = complete ? 0 : (s.epochSeconds ?? 0); // checkpoints before this field: this process's time only
   history.push(...(s.history ?? []));
   log(`resumed from ${loaded.path}: epoch ${state.epoch}${complete ? '' : ` + ${state.batchInEpoch} steps`}, step ${state.step}`);
 }

@@ -153,6 +153,29 @@ describe('interrupted in the middle of epoch 2, then resumed', () => {
   });
 });
 
+test('an epoch split by an interruption reports its whole time: the part before the checkpoint plus the part after', async () => {
+  // A clock that moves only when the test says: the first step of epoch 2 "takes" 100 s, the resumed part 30 s.
+  let clockMs = 0;
+  const clock = () => clockMs;
+  const run = path.join(root, 'split-time');
+  const slowThenStop: ReturnType<typeof interruptAt> = (_b, step) => {
+    if (step !== STEPS_PER_EPOCH) return;
+    clockMs += 100_000;
+    process.emit('SIGINT', 'SIGINT');
+  };
+  await trainQuiet({ config: tinyConfig(), data, out: run, worker: false, clock, transformBatch: slowThenStop });
+  const partial = (await latestCheckpoint(run)).trainer as { complete: boolean; epochSeconds: number };
+  assert.deepEqual([partial.complete, partial.epochSeconds], [false, 100], 'the partial checkpoint holds the time spent on epoch 2 so far');
+  const resumed = await trainQuiet({
+    config: tinyConfig(), data, out: run, worker: false, resume: true, clock,
+    transformBatch: (_b, step) => { if (step === STEPS_PER_EPOCH + 1) clockMs += 30_000; },
+  });
+  assert.deepEqual(resumed.result.history.map((h) => [h.epoch, h.seconds]), [[1, 0], [2, 130], [3, 0]], 'epoch 2: 100 s before + 30 s after');
+  const logged = readMetrics(path.join(run, 'metrics.jsonl')).filter((m) => m.kind === 'epoch');
+  assert.deepEqual(logged.map((m) => [m.epoch, m.seconds]), [[1, 0], [2, 130], [3, 0]], 'metrics.jsonl: the same whole-epoch times');
+  assert.equal(((await latestCheckpoint(run)).trainer as { epochSeconds: number }).epochSeconds, 0, 'a complete epoch carries nothing');
+});
+
 test('a damaged newest checkpoint: resume warns, falls back to epoch 1, and still ends bit-identical', async () => {
   const run = path.join(root, 'damaged');
   await trainQuiet({ config: tinyConfig(), data, out: run, worker: false, transformBatch: interruptAt(2 * STEPS_PER_EPOCH - 1) });
