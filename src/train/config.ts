@@ -6,7 +6,7 @@
  * fast: the same network and data, trained with a one-cycle schedule (Smith & Topin 2019: "super-convergence"),
  *       peak lr 0.1, nesterov momentum and label smoothing 0.1 (Szegedy et al. 2016), 15 epochs. Measured here:
  *       8 epochs of this schedule reached 86.58%, short of the seed's 88.54% (README "Training" has the curve), so
- *       the default is 15 epochs; that run is in progress (9 of 15 epochs measured so far: 84.14%).
+ *       the default is 15 epochs: that run passed 88.54% at epoch 14 (88.80%, 4.1 h here) and ended at 89.01%.
  */
 
 export type ScheduleName = 'constant' | 'cosine' | 'onecycle';
