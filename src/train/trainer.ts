@@ -75,6 +75,17 @@ export class DivergedError extends Error {}
 
 interface EpochAccumulator { lossSum: number; correct: number; seen: number; batches: number }
 
+/**
+ * Where a run stands. epochSeconds: wall time already spent on the current epoch by earlier processes (a mid-epoch
+ * resume), so that an epoch's `seconds` is its whole training and test time, not only this process's part of it.
+ */
+interface RunState { epoch: number; step: number; bestAcc: number; batchInEpoch: number; epochSeconds: number; acc: EpochAccumulator }
+
+/** A checkpoint's `trainer` section as written; a checkpoint from an older version may lack fields. */
+interface TrainerSnapshot {
+  complete: boolean; batchInEpoch: number; bestAcc: number; acc: EpochAccumulator; history: TrainResult['history']; epochSeconds: number;
+}
+
 /** Trains as configured; resolves when the run completes, is interrupted (checkpoint saved) or diverges. */
 export async function train(opts: TrainOptions): Promise<TrainResult> {
   const cfg = opts.config;
@@ -117,9 +128,7 @@ async function run(
     lr: cfg.lr, momentum: cfg.momentum, weightDecay: cfg.weightDecay, nesterov: cfg.nesterov,
   });
   const totalSteps = cfg.epochs * trainLoader.numBatches;
-  // epochSeconds: wall time already spent on the current epoch by earlier processes (a mid-epoch resume), so that an
-  // epoch's `seconds` is its whole training and test time, not only this process's part of it
-  const state = { epoch: 0, step: 0, bestAcc: -1, batchInEpoch: 0, epochSeconds: 0, acc: { lossSum: 0, correct: 0, seen: 0, batches: 0 } as EpochAccumulator };
+  const state: RunState = { epoch: 0, step: 0, bestAcc: -1, batchInEpoch: 0, epochSeconds: 0, acc: { lossSum: 0, correct: 0, seen: 0, batches: 0 } };
   const history: TrainResult['history'] = [];
 
   if (opts.weights) await initFromWeights(model, opts.weights, log);
@@ -138,6 +147,7 @@ async function run(
 
   const now = opts.clock ?? (() => performance.now());
   let epochStart = now();
+  const epochElapsed = (): number => state.epochSeconds + (now() - epochStart) / 1000;
   const makeCheckpoint = (complete: boolean, metricsNow?: Record<string, number>): Checkpoint => ({
     model: model.stateDict(),
     optimizer: { name: 'sgd', hyper: { lr: opt.lr, momentum: cfg.momentum, weightDecay: cfg.weightDecay, nesterov: cfg.nesterov }, buffers: opt.stateDict() },
@@ -149,8 +159,8 @@ async function run(
     rng: { seed: cfg.seed, scheme: 'hash(seed, epoch, index)' },
     trainer: {
       complete, batchInEpoch: complete ? 0 : state.batchInEpoch, bestAcc: state.bestAcc, acc: { ...state.acc }, history,
-      epochSeconds: complete ? 0 : state.epochSeconds + (now() - epochStart) / 1000,
-    },
+      epochSeconds: complete ? 0 : epochElapsed(),
+    } satisfies TrainerSnapshot,
     env: { node: process.version, backend: opts.backend.describe(), platform: `${process.platform}-${process.arch}` },
   });
 
@@ -203,7 +213,7 @@ async function run(
       const trainAcc = state.acc.correct / state.acc.seen;
       const test = await evaluate(model, testLoader, numClasses);
       const valRes = valLoader ? await evaluate(model, valLoader, numClasses) : null;
-      const seconds = state.epochSeconds + (now() - epochStart) / 1000;
+      const seconds = epochElapsed();
       const record = { train_loss: trainLoss, train_acc: trainAcc, test_loss: test.loss, test_acc: test.acc, lr: opt.lr, seconds,
         ...(valRes ? { val_loss: valRes.loss, val_acc: valRes.acc } : {}) };
       history.push({ epoch: epochNo, train_loss: trainLoss, train_acc: trainAcc, test_loss: test.loss, test_acc: test.acc, lr: opt.lr, seconds });
@@ -303,7 +313,7 @@ async function initFromWeights(model: ResNet, weights: string, log: (l: string) 
 
 async function resumeFrom(
   opts: TrainOptions, model: ResNet, opt: SGD, data: CifarData, cfg: TrainConfig,
-  state: { epoch: number; step: number; bestAcc: number; batchInEpoch: number; epochSeconds: number; acc: EpochAccumulator },
+  state: RunState,
   history: TrainResult['history'], log: (l: string) => void, warn: (m: string) => void,
 ): Promise<void> {
   const dir = typeof opts.resume === 'string' ? opts.resume : opts.out;
@@ -331,9 +341,7 @@ async function resumeFrom(
   if (otherData) warn(`resuming on a dataset whose content differs from the one the checkpoint was trained on (forced)`);
   model.loadStateDict(c.model);
   opt.loadStateDict(c.optimizer.buffers);
-  const s = (c.trainer ?? {}) as {
-    complete?: boolean; batchInEpoch?: number; bestAcc?: number; acc?: EpochAccumulator; history?: TrainResult['history']; epochSeconds?: number;
-  };
+  const s = (c.trainer ?? {}) as Partial<TrainerSnapshot>;
   const complete = s.complete !== false;
   state.epoch = complete ? c.epoch : c.epoch - 1;
   state.batchInEpoch = complete ? 0 : (s.batchInEpoch ?? 0);
