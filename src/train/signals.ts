@@ -65,3 +65,15 @@ export function installStopSignals(onFirst?: (sig: StopSignal) => void, opts: St
     },
   };
 }
+
+/**
+ * Resolves once the event loop has been through a poll phase, the phase in which Node runs signal listeners, so
+ * that a signal which arrived during synchronous work is seen by the next stopRequested(). One setImmediate is not
+ * enough: an immediate queued from the poll phase (where a worker's message or an I/O callback resumes the caller)
+ * runs in the check phase of the same turn, before any new poll. An immediate queued from the check phase runs after
+ * the next poll; two in a row therefore always straddle one, whichever phase the caller resumed in.
+ */
+export async function throughPollPhase(): Promise<void> {
+  await new Promise((resolve) => setImmediate(resolve));
+  await new Promise((resolve) => setImmediate(resolve));
+}

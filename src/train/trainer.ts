@@ -29,7 +29,7 @@ import { acquireRunLock } from './lock';
 import { MetricsLog } from './metrics';
 import { Progress } from './progress';
 import { learningRate } from './schedule';
-import { installStopSignals, type StopSignals } from './signals';
+import { installStopSignals, throughPollPhase, type StopSignals } from './signals';
 import { EventWriter } from './tensorboard';
 
 export interface TrainOptions {
@@ -194,9 +194,9 @@ async function run(
         if (state.batchInEpoch % 100 === 0) {
           progress.line(`[epoch:${epochNo}, iter:${state.step}] Loss: ${(state.acc.lossSum / state.acc.seen).toFixed(3)} | Acc: ${(100 * state.acc.correct / state.acc.seen).toFixed(3)}% | lr ${opt.lr.toPrecision(3)}`);
         }
-        // Let the event loop run a full turn (poll phase included): signal events are read there, and a loader
-        // whose next batch is always ready would otherwise keep the loop in microtasks for a whole epoch.
-        await new Promise((resolve) => setImmediate(resolve));
+        // Let the event loop reach its poll phase: signal events are read there, and a loader whose next batch is
+        // always ready would otherwise keep the loop in microtasks for a whole epoch.
+        await throughPollPhase();
         if (stop?.stopRequested()) break;
       }
       progress.done();
