@@ -11,6 +11,8 @@
 // What it is not: strided, dilated or non-3x3 convolutions (conv.cc runs those with oneDNN's direct kernels).
 // Numerics: F(4x4,3x3) in float32 loses a few bits against direct summation (relative error ~1e-5 of the
 // output's magnitude); the parity tests state that tolerance.
+// Built three times (binding.gyp: baseline x86-64, AVX2+FMA, AVX-512), each copy in its own namespace named by
+// RN_ISA_NS; dispatch.cc picks one at run time from the CPU, so one .node runs on every x86-64 machine.
 // References: A. Lavin, S. Gray, "Fast Algorithms for Convolutional Neural Networks", CVPR 2016
 // (arXiv:1509.09308), the F(4x4,3x3) matrices Bᵀ, G, Aᵀ; oneDNN 2.6 matmul (strided descriptors).
 #include "winograd.h"
@@ -18,7 +20,12 @@
 #include <algorithm>
 #include <stdexcept>
 
+#ifndef RN_ISA_NS
+#error "winograd.cc is compiled once per ISA with -DRN_ISA_NS=<namespace> (binding.gyp)"
+#endif
+
 namespace rn {
+namespace RN_ISA_NS {
 
 namespace {
 constexpr int kAlpha = 6;  // input tile side
@@ -311,15 +318,6 @@ void backwardWeightsT(const WinoGeom& g, const float* x, const float* dy, float*
 }
 }  // namespace
 
-WinoGeom winoGeom(int64_t N, int64_t C, int64_t K, int64_t H, int64_t W, int64_t pad, int64_t VB) {
-  WinoGeom g{};
-  g.N = N, g.C = C, g.K = K, g.H = H, g.W = W, g.pad = pad, g.VB = VB;
-  g.P = H + 2 * pad - 2, g.Q = W + 2 * pad - 2;
-  g.tH = (g.P + kM - 1) / kM, g.tW = (g.Q + kM - 1) / kM, g.T = g.tH * g.tW;
-  g.Cp = (C + VB - 1) / VB * VB, g.Kp = (K + VB - 1) / VB * VB;
-  return g;
-}
-
 void winogradForward(const WinoGeom& g, const float* x, const float* w, bool flip, float* y) {
   if (g.VB == 8) return forwardT<8>(g, x, w, flip, y);
   if (g.VB == 16) return forwardT<16>(g, x, w, flip, y);
@@ -332,4 +330,5 @@ void winogradBackwardWeights(const WinoGeom& g, const float* x, const float* dy,
   throw std::invalid_argument("winograd: expected a channel block of 8 or 16, received " + std::to_string(g.VB));
 }
 
+}  // namespace RN_ISA_NS
 }  // namespace rn

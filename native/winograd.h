@@ -1,6 +1,8 @@
 // native/winograd.h: Winograd F(4x4, 3x3) convolutions on channel-blocked activations (see winograd.cc).
 //
-// What it is: the geometry record and the two entry points conv.cc calls for 3x3 stride-1 layers.
+// What it is: the geometry record and the entry points conv.cc calls for 3x3 stride-1 layers. winograd.cc is
+// compiled once per instruction set (namespaces isa_avx512, isa_avx2, isa_base); the unqualified functions
+// below (dispatch.cc) forward to the copy chosen for this CPU.
 // What it is not: layout handling; callers pass buffers already in nChw{VB}c with zero-padded channel lanes.
 #pragma once
 
@@ -19,13 +21,19 @@ struct WinoGeom {
 
 WinoGeom winoGeom(int64_t N, int64_t C, int64_t K, int64_t H, int64_t W, int64_t pad, int64_t VB);
 
-/**
- * y = conv(x, w): x blocked [N][Cp/VB][H][W][VB], y blocked [N][Kp/VB][P][Q][VB], w plain [K][C][3][3];
- * with `flip`, w is [C][K][3][3] used rotated by 180° (backward-data as a forward convolution).
- */
-void winogradForward(const WinoGeom& g, const float* x, const float* w, bool flip, float* y);
+#define RN_WINOGRAD_ENTRY_POINTS                                                                     \
+  /** y = conv(x, w): x blocked [N][Cp/VB][H][W][VB], y blocked [N][Kp/VB][P][Q][VB], w plain        \
+      [K][C][3][3]; with `flip`, w is [C][K][3][3] used rotated by 180° (backward-data). */          \
+  void winogradForward(const WinoGeom& g, const float* x, const float* w, bool flip, float* y);      \
+  /** dw [K][C][3][3] (plain) from x (blocked, as forward) and dy (blocked [N][Kp/VB][P][Q][VB]). */ \
+  void winogradBackwardWeights(const WinoGeom& g, const float* x, const float* dy, float* dw);
 
-/** dw [K][C][3][3] (plain) from x (blocked, as forward) and dy (blocked [N][Kp/VB][P][Q][VB]). */
-void winogradBackwardWeights(const WinoGeom& g, const float* x, const float* dy, float* dw);
+namespace isa_avx512 { RN_WINOGRAD_ENTRY_POINTS }
+namespace isa_avx2 { RN_WINOGRAD_ENTRY_POINTS }
+namespace isa_base { RN_WINOGRAD_ENTRY_POINTS }
+RN_WINOGRAD_ENTRY_POINTS
+
+/** The instruction set our own loops run with here: "avx512", "avx2" or "x86-64" (dispatch.cc). */
+const char* kernelIsa();
 
 }  // namespace rn
