@@ -31,3 +31,36 @@ export class ConcurrencyLimiter {
     };
   }
 }
+
+/**
+ * The same bound per key (a client address): one client cannot take every upload slot, so that slow or
+ * hostile uploads from one address leave the others served. Keys with nothing in flight are forgotten.
+ */
+export class PerKeyLimiter {
+  private readonly active = new Map<string, number>();
+
+  constructor(readonly max: number) {
+    if (!Number.isInteger(max) || max < 1) {
+      throw new Error(`PerKeyLimiter: expected max to be a positive integer, received ${max}`);
+    }
+  }
+
+  inFlight(key: string): number {
+    return this.active.get(key) ?? 0;
+  }
+
+  /** A release function when `key` holds fewer than `max` slots (call it exactly once), or null. */
+  tryAcquire(key: string): (() => void) | null {
+    const n = this.inFlight(key);
+    if (n >= this.max) return null;
+    this.active.set(key, n + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = this.inFlight(key) - 1;
+      if (left > 0) this.active.set(key, left);
+      else this.active.delete(key);
+    };
+  }
+}

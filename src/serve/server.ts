@@ -11,8 +11,9 @@
  *
  * Hardening (RELIABILITY.md §6): loopback bind by default; 10 MiB body limit → 413 before buffering more;
  * the content decided by magic bytes → 415 for a non-image; the header's pixel count checked before decoding
- * → 422; bounded uploads in progress and concurrent inferences → 503 + Retry-After; header/request/idle
- * timeouts; Host and Origin checks; every error is JSON and no stack trace leaves the process.
+ * → 422; bounded uploads in progress and concurrent inferences → 503 + Retry-After, uploads per client address
+ * → 429 + Retry-After; a body below the minimum upload rate after a grace period → 408 and the socket closed;
+ * header/request/idle timeouts; Host and Origin checks; every error is JSON and no stack trace leaves the process.
  * What it is not: a model manager: weights are fixed for the server's life (no reload endpoint).
  * Why no framework: five routes, and every hardening rule is a few explicit lines here.
  */
@@ -23,12 +24,15 @@ import { DEFAULT_MAX_PIXELS, ImageDecodeError, readImageHeaderSize, sniffImageTy
 import type { Classifier } from '../predict/classifier';
 import { Prediction, predictionToJson, topK } from '../predict/prediction';
 import { HostPolicy, checkHost, checkSameOrigin, makeHostPolicy } from './guard';
-import { HttpError, readBody, send, sendError, sendErrorWhileDraining, sendJson } from './http';
-import { ConcurrencyLimiter } from './limiter';
+import { HttpError, UploadRate, readBody, send, sendError, sendErrorAndClose, sendErrorWhileDraining, sendJson } from './http';
+import { ConcurrencyLimiter, PerKeyLimiter } from './limiter';
 import { readMetricsChunk } from './runlog';
 import { Asset, findWebDir, loadAssets } from './static';
 
 export const DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024;
+/** 16 KiB/s: a 10 MiB upload in under 11 minutes; a byte every few seconds is cut off after the grace period */
+export const DEFAULT_MIN_UPLOAD_BYTES_PER_SEC = 16 * 1024;
+export const DEFAULT_UPLOAD_GRACE_MS = 5_000;
 
 export interface ServeOptions {
   readonly classifier: Classifier;
@@ -41,6 +45,11 @@ export interface ServeOptions {
   readonly maxConcurrent?: number;
   /** uploads being received or classified at once; beyond → 503 (bounds memory at about this × maxBodyBytes) */
   readonly maxUploads?: number;
+  /** uploads in progress from one client address; beyond → 429 (default: half of maxUploads) */
+  readonly maxUploadsPerClient?: number;
+  /** after uploadGraceMs, a body slower than this on average → 408 and the socket closed; 0 turns it off */
+  readonly minUploadBytesPerSec?: number;
+  readonly uploadGraceMs?: number;
   readonly headersTimeoutMs?: number;
   readonly requestTimeoutMs?: number;
   readonly idleTimeoutMs?: number;
@@ -68,12 +77,28 @@ interface Ctx {
   readonly maxPixels: number;
   readonly inferences: ConcurrencyLimiter;
   readonly uploads: ConcurrencyLimiter;
+  readonly uploadsPerClient: PerKeyLimiter;
+  readonly uploadRate: UploadRate;
   readonly startedAt: number;
   closing: boolean;
 }
 
 const busy = (what: string, max: number): HttpError =>
   new HttpError(503, 'busy', `${what}: all ${max} slots are in use, retry shortly`, { 'Retry-After': '1' });
+
+const tooManyFromClient = (max: number): HttpError =>
+  new HttpError(429, 'too-many-uploads', `uploads: this client already has ${max} uploads in progress (the most one address may have), retry once one ends`, { 'Retry-After': '1' });
+
+const RAW_BYTES_HINT = 'send the raw bytes of the image file as the request body, e.g. curl --data-binary @cat.jpg http://127.0.0.1:8080/api/predict';
+
+/** The 415 of a body that is not an image, saying what to send instead (a form upload is the usual mistake). */
+function notAnImage(req: http.IncomingMessage, bytes: Buffer): HttpError {
+  const type = String(req.headers['content-type'] ?? '').toLowerCase();
+  // a multipart body opens with "--" and its boundary, whether or not the Content-Type was sent
+  const multipart = type.startsWith('multipart/') || bytes.subarray(0, 2).toString('latin1') === '--';
+  const received = multipart ? 'a multipart/form-data (form) upload' : 'something else';
+  return new HttpError(415, 'not-an-image', `request body: expected a JPEG, PNG, GIF, WebP, BMP or TIFF file (by its magic bytes), received ${received}; ${RAW_BYTES_HINT}`);
+}
 
 /** Maps a decoder failure to the status a client can act on. */
 function decodeErrorToHttp(err: ImageDecodeError): HttpError {
@@ -89,12 +114,10 @@ function decodeErrorToHttp(err: ImageDecodeError): HttpError {
 }
 
 /** Checks what can be checked without decoding: non-empty, an image by its magic bytes, pixel count. */
-function checkUpload(ctx: Ctx, bytes: Buffer): { format: string; width?: number; height?: number } {
+function checkUpload(ctx: Ctx, req: http.IncomingMessage, bytes: Buffer): { format: string; width?: number; height?: number } {
   if (bytes.length === 0) throw new HttpError(400, 'empty', 'request body: expected the bytes of an image file, received 0 bytes');
   const format = sniffImageType(bytes);
-  if (format === null) {
-    throw new HttpError(415, 'not-an-image', 'request body: expected a JPEG, PNG, GIF, WebP, BMP or TIFF file (by its magic bytes), received something else');
-  }
+  if (format === null) throw notAnImage(req, bytes);
   const size = readImageHeaderSize(bytes);
   if (size !== null && size.width * size.height > ctx.maxPixels) {
     throw new HttpError(
@@ -112,11 +135,17 @@ async function handlePredict(ctx: Ctx, req: http.IncomingMessage, res: http.Serv
   if (enc !== undefined && enc.toLowerCase() !== 'identity') {
     throw new HttpError(415, 'encoded-body', `request body: expected no Content-Encoding, received ${JSON.stringify(enc)} (send the file's bytes as they are)`);
   }
+  // the server's bound first: when every slot is taken the answer is 503 for everyone, whoever holds them
   const releaseUpload = ctx.uploads.tryAcquire();
   if (!releaseUpload) throw busy('uploads', ctx.uploads.max);
+  const releaseClient = ctx.uploadsPerClient.tryAcquire(req.socket.remoteAddress ?? '');
+  if (!releaseClient) {
+    releaseUpload();
+    throw tooManyFromClient(ctx.uploadsPerClient.max);
+  }
   try {
-    const bytes = await readBody(req, ctx.maxBodyBytes);
-    const image = checkUpload(ctx, bytes);
+    const bytes = await readBody(req, ctx.maxBodyBytes, ctx.uploadRate);
+    const image = checkUpload(ctx, req, bytes);
     const release = ctx.inferences.tryAcquire();
     if (!release) throw busy('inference', ctx.inferences.max);
     const t0 = performance.now();
@@ -134,6 +163,7 @@ async function handlePredict(ctx: Ctx, req: http.IncomingMessage, res: http.Serv
     sendJson(res, 200, { ...predictionToJson(p), top, image: { ...image, bytes: bytes.length }, ms });
   } finally {
     releaseUpload();
+    releaseClient();
   }
 }
 
@@ -152,6 +182,8 @@ function modelJson(ctx: Ctx): unknown {
       max_pixels: ctx.maxPixels,
       max_concurrent: ctx.inferences.max,
       max_uploads: ctx.uploads.max,
+      max_uploads_per_client: ctx.uploadsPerClient.max,
+      min_upload_bytes_per_sec: ctx.uploadRate.minBytesPerSec,
     },
   };
 }
@@ -212,13 +244,18 @@ async function handle(ctx: Ctx, req: http.IncomingMessage, res: http.ServerRespo
       err instanceof HttpError ? err : new HttpError(500, 'internal', 'server: the request failed inside the server; see its log');
     if (!(err instanceof HttpError)) ctx.opts.log?.(`error ${req.method} ${req.url}: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
     if (req.complete) sendError(res, httpErr);
-    else sendErrorWhileDraining(req, res, httpErr);
+    else if (httpErr.code === 'upload-too-slow') sendErrorAndClose(req, res, httpErr);
+    else sendErrorWhileDraining(req, res, httpErr, ctx.uploadRate);
   } finally {
     ctx.opts.log?.(`${req.method} ${req.url} ${res.statusCode} ${Math.round(performance.now() - t0)}ms`);
   }
 }
 
-/** Node answers unparsable requests and timeouts itself, in plain text; these get JSON like every other error. */
+/**
+ * Node answers unparsable requests and timeouts itself, in plain text; these get JSON like every other error.
+ * The socket is then destroyed, not only ended: the server's sockets are half-open, so after end() a client
+ * that keeps sending would keep the socket, and the request's upload slot, for as long as it likes.
+ */
 function onClientError(err: NodeJS.ErrnoException, socket: import('node:stream').Duplex): void {
   if (!socket.writable) {
     socket.destroy();
@@ -229,7 +266,9 @@ function onClientError(err: NodeJS.ErrnoException, socket: import('node:stream')
   socket.end(
     `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    () => socket.destroy(),
   );
+  setTimeout(() => socket.destroy(), 1000).unref();
 }
 
 export async function startServer(opts: ServeOptions): Promise<RunningServer> {
@@ -244,6 +283,11 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     maxPixels: opts.maxPixels ?? DEFAULT_MAX_PIXELS,
     inferences: new ConcurrencyLimiter(opts.maxConcurrent ?? 2),
     uploads: new ConcurrencyLimiter(opts.maxUploads ?? 16),
+    uploadsPerClient: new PerKeyLimiter(opts.maxUploadsPerClient ?? Math.max(1, Math.floor((opts.maxUploads ?? 16) / 2))),
+    uploadRate: {
+      minBytesPerSec: opts.minUploadBytesPerSec ?? DEFAULT_MIN_UPLOAD_BYTES_PER_SEC,
+      graceMs: opts.uploadGraceMs ?? DEFAULT_UPLOAD_GRACE_MS,
+    },
     startedAt: Date.now(),
     closing: false,
   };
