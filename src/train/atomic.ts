@@ -32,6 +32,12 @@ export function tempFilePid(name: string): number | null {
   return m ? Number(m[1]) : null;
 }
 
+/** The name a temp file made by tempNameFor stands for (`.best.ckpt.tmp-1-0a1b2c3d` → `best.ckpt`), or ''. */
+export function tempFileTarget(name: string): string {
+  const m = /^\.(.+)\.tmp-\d+-[0-9a-f]{8}$/.exec(name);
+  return m ? m[1] : '';
+}
+
 /** fsync of a directory makes a rename in it durable; some systems refuse to fsync directories, and that is fine. */
 export function fsyncDir(dir: string): void {
   let fd: number | null = null;

@@ -16,7 +16,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import type { StateDict } from '../tensor/host';
-import { writeFileAtomic, tempFilePid } from './atomic';
+import { writeFileAtomic, tempFilePid, tempFileTarget } from './atomic';
 import { Checkpoint, CheckpointCorruptError, decodeCheckpoint, encodeCheckpoint, firstNonFinite } from './checkpoint-format';
 
 export {
@@ -40,13 +40,13 @@ export function epochFileName(epoch: number): string {
   return `epoch-${String(epoch).padStart(4, '0')}.ckpt`;
 }
 
-function epochOf(name: string): number | null {
+export function epochOf(name: string): number | null {
   const m = /^epoch-(\d{4,})\.ckpt$/.exec(name);
   return m ? Number(m[1]) : null;
 }
 
 /** Epoch files in a checkpoints folder, newest (highest epoch) first. */
-function listEpochFiles(ckDir: string): { name: string; epoch: number }[] {
+export function listEpochFiles(ckDir: string): { name: string; epoch: number }[] {
   if (!fs.existsSync(ckDir)) return [];
   return fs
     .readdirSync(ckDir)
@@ -64,12 +64,27 @@ function pidAlive(pid: number): boolean {
   }
 }
 
-/** Removes temp files left by a writer killed mid-save (ours from an earlier life of this pid, or dead pids). */
-function sweepStaleTemps(ckDir: string): void {
-  for (const name of fs.readdirSync(ckDir)) {
+/** The names saveCheckpoint writes in a checkpoints folder (epoch files, best.ckpt, latest.json). */
+export function isCheckpointFile(name: string): boolean {
+  return name === BEST_FILE || name === POINTER_FILE || epochOf(name) !== null;
+}
+
+/**
+ * Removes temp files left by a writer killed mid-save (ours from an earlier life of this pid, or dead pids) whose
+ * target name passes `isOurs`; returns the names removed. A live writer's temp file is never touched.
+ */
+export function sweepStaleTemps(dir: string, isOurs: (target: string) => boolean = isCheckpointFile): string[] {
+  if (!fs.existsSync(dir)) return [];
+  const removed: string[] = [];
+  for (const name of fs.readdirSync(dir)) {
     const pid = tempFilePid(name);
-    if (pid !== null && (pid === process.pid || !pidAlive(pid))) fs.rmSync(path.join(ckDir, name), { force: true });
+    if (pid === null || !isOurs(tempFileTarget(name))) continue;
+    if (pid === process.pid || !pidAlive(pid)) {
+      fs.rmSync(path.join(dir, name), { force: true });
+      removed.push(name);
+    }
   }
+  return removed;
 }
 
 export interface SaveOptions {
@@ -106,6 +121,16 @@ export async function saveCheckpoint(runDir: string, c: Checkpoint, opts: SaveOp
   const file = path.join(ckDir, name);
   writeFileAtomic(file, bytes);
   if (opts.best) writeFileAtomic(path.join(ckDir, BEST_FILE), bytes);
+  writePointer(ckDir, name, c, bytes);
+  if (opts.keepLast !== undefined) {
+    const older = listEpochFiles(ckDir).filter((f) => f.epoch < c.epoch);
+    for (const f of older.slice(opts.keepLast - 1)) fs.rmSync(path.join(ckDir, f.name), { force: true });
+  }
+  return file;
+}
+
+/** Writes checkpoints/latest.json naming the epoch file `name`, which holds `c` encoded as `bytes`. */
+export function writePointer(ckDir: string, name: string, c: Pick<Checkpoint, 'epoch' | 'step'>, bytes: Uint8Array): void {
   const pointer = {
     file: name,
     epoch: c.epoch,
@@ -115,11 +140,11 @@ export async function saveCheckpoint(runDir: string, c: Checkpoint, opts: SaveOp
     savedAt: new Date().toISOString(),
   };
   writeFileAtomic(path.join(ckDir, POINTER_FILE), JSON.stringify(pointer, null, 2) + '\n');
-  if (opts.keepLast !== undefined) {
-    const older = listEpochFiles(ckDir).filter((f) => f.epoch < c.epoch);
-    for (const f of older.slice(opts.keepLast - 1)) fs.rmSync(path.join(ckDir, f.name), { force: true });
-  }
-  return file;
+}
+
+/** The file latest.json names, or null when it is missing or unreadable (no warning: for checks, not loads). */
+export function pointerTarget(ckDir: string): string | null {
+  return readPointer(ckDir, []);
 }
 
 /** Reads latest.json; a missing or unreadable pointer is a warning and null, never an exception. */

@@ -22,12 +22,14 @@ import { SGD } from '../nn/optim';
 import { Tensor, crossEntropy, tidy } from '../tensor';
 import {
   NoCheckpointError, firstNonFinite, isFiniteStateDict, loadLatestCheckpoint, saveCheckpoint, writeBestAccuracy, type Checkpoint,
+  type LoadedCheckpoint,
 } from './checkpoint';
-import { configDifferences, validateConfig, type TrainConfig } from './config';
+import { DEFAULT_KEEP_LAST, configDifferences, validateConfig, type TrainConfig } from './config';
 import { argmaxRow, evaluate, type EvalResult } from './evaluate';
 import { acquireRunLock } from './lock';
 import { MetricsLog } from './metrics';
 import { Progress } from './progress';
+import { claimForNewRun, removeEmptyFolders, repairOnResume, resumesOut } from './run-folder';
 import { learningRate } from './schedule';
 import { installStopSignals, throughPollPhase, type StopSignals } from './signals';
 import { EventWriter } from './tensorboard';
@@ -43,7 +45,7 @@ export interface TrainOptions {
   force?: boolean;
   /** start from these weights (any format loadWeights reads) */
   weights?: string;
-  /** keep only the last K epoch checkpoints (default: all, as the seed) */
+  /** keep only the last K epoch checkpoints (default DEFAULT_KEEP_LAST; 0 keeps every one, as the seed) */
   keepLast?: number;
   onBadImage?: 'skip' | 'fail';
   /** refuse images that are not 32x32 instead of resizing them */
@@ -90,19 +92,27 @@ interface TrainerSnapshot {
 export async function train(opts: TrainOptions): Promise<TrainResult> {
   const cfg = opts.config;
   validateConfig(cfg);
+  if (opts.keepLast !== undefined && !(Number.isInteger(opts.keepLast) && opts.keepLast >= 0)) {
+    throw new Error(`train: --keep-last must be an integer >= 0 (0 keeps every epoch file), received ${opts.keepLast}`);
+  }
   const log = opts.log ?? ((l: string) => process.stdout.write(`${l}\n`));
   const warn = (m: string) => process.stderr.write(`warning: ${m}\n`);
-  fs.mkdirSync(opts.out, { recursive: true });
+  const created = fs.mkdirSync(opts.out, { recursive: true });
   const lock = acquireRunLock(opts.out, { onWarning: warn });
   const stop: StopSignals | null = opts.handleSignals === false ? null : installStopSignals((sig) => {
     process.stderr.write(`\n${sig}: finishing the current step, then saving a checkpoint (press again: ignored)\n`);
   });
+  let failed = true;
   try {
-    return await run(opts, cfg, log, warn, stop);
+    if (!resumesOut(opts.out, opts.resume)) claimForNewRun(opts.out, opts.force === true, log);
+    const result = await run(opts, cfg, log, warn, stop);
+    failed = false;
+    return result;
   } finally {
     // the lock first: once our listeners are gone, a late Ctrl-C ends the process at once (Node's default)
     lock.release();
     stop?.dispose();
+    if (failed && created !== undefined) removeEmptyFolders(opts.out, created);
   }
 }
 
@@ -128,11 +138,29 @@ async function run(
     lr: cfg.lr, momentum: cfg.momentum, weightDecay: cfg.weightDecay, nesterov: cfg.nesterov,
   });
   const totalSteps = cfg.epochs * trainLoader.numBatches;
+  const keepLast = opts.keepLast === 0 ? undefined : (opts.keepLast ?? DEFAULT_KEEP_LAST);
   const state: RunState = { epoch: 0, step: 0, bestAcc: -1, batchInEpoch: 0, epochSeconds: 0, acc: { lossSum: 0, correct: 0, seen: 0, batches: 0 } };
   const history: TrainResult['history'] = [];
 
+  const release = async (): Promise<void> => {
+    await trainLoader.close();
+    await testLoader.close();
+    await valLoader?.close();
+    opt.dispose();
+    model.dispose();
+  };
   if (opts.weights) await initFromWeights(model, opts.weights, log);
-  if (opts.resume) await resumeFrom(opts, model, opt, data, cfg, state, history, log, warn);
+  if (opts.resume) {
+    const loaded = await resumeFrom(opts, model, opt, data, cfg, state, history, log, warn);
+    if (loaded && resumesOut(opts.out, opts.resume)) repairOnResume(opts.out, loaded, { epochsDone: state.epoch, bestAcc: state.bestAcc, history }, warn);
+  }
+  if (state.epoch >= cfg.epochs) {
+    // nothing to train: no resume record, no event file, and no "epochs 5..4"
+    await release();
+    log(`${opts.out} is already finished: ${state.epoch} epochs trained (--epochs ${cfg.epochs}), best accuracy ` +
+      `${(100 * state.bestAcc).toFixed(2)}%; nothing to do (to train longer, resume with --epochs above ${state.epoch})`);
+    return { status: 'completed', exitCode: 0, epochsDone: state.epoch, step: state.step, bestAcc: state.bestAcc, history };
+  }
 
   // The resume markers name the first step this process writes: TensorBoard drops earlier events with step >= the
   // START step, a metrics reader earlier records with step >= the resume record's (docs/training-files.md). Records at
@@ -204,7 +232,7 @@ async function run(
       // can overflow while the train-mode forward still looks fine): check before anything is evaluated or saved.
       assertFiniteState(model, opt, epochNo, state.step, opts.out);
       if (stop?.stopRequested() && state.batchInEpoch < trainLoader.numBatches) {
-        const file = await saveCheckpoint(opts.out, makeCheckpoint(false), { keepLast: opts.keepLast });
+        const file = await saveCheckpoint(opts.out, makeCheckpoint(false), { keepLast });
         log(`interrupted: saved ${file} (epoch ${epochNo}, ${state.batchInEpoch}/${trainLoader.numBatches} steps); resume with --resume ${opts.out}`);
         status = 'interrupted';
         break;
@@ -227,7 +255,7 @@ async function run(
       const selectAcc = valRes ? valRes.acc : test.acc;
       const isBest = Number.isFinite(selectAcc) && selectAcc > state.bestAcc && isFiniteStateDict(model.stateDict());
       if (isBest) state.bestAcc = selectAcc;
-      await saveCheckpoint(opts.out, makeCheckpoint(true, record), { keepLast: opts.keepLast, best: isBest });
+      await saveCheckpoint(opts.out, makeCheckpoint(true, record), { keepLast, best: isBest });
       if (isBest) writeBestAccuracy(opts.out, epochNo, selectAcc, { test_acc: test.acc, test_loss: test.loss, step: state.step });
       events.flush();
       log(epochSummary(epochNo, cfg.epochs, record, test, valRes, isBest));
@@ -245,11 +273,7 @@ async function run(
   } finally {
     events.close();
     metrics.close();
-    await trainLoader.close();
-    await testLoader.close();
-    await valLoader?.close();
-    opt.dispose();
-    model.dispose();
+    await release();
   }
   const exitCode = status === 'completed' ? 0 : status === 'diverged' ? 3 : (stop?.exitCode() ?? 130);
   return { status, exitCode, epochsDone: state.epoch, step: state.step, bestAcc: state.bestAcc, history };
@@ -315,7 +339,7 @@ async function resumeFrom(
   opts: TrainOptions, model: ResNet, opt: SGD, data: CifarData, cfg: TrainConfig,
   state: RunState,
   history: TrainResult['history'], log: (l: string) => void, warn: (m: string) => void,
-): Promise<void> {
+): Promise<LoadedCheckpoint | null> {
   const dir = typeof opts.resume === 'string' ? opts.resume : opts.out;
   let loaded;
   try {
@@ -323,7 +347,7 @@ async function resumeFrom(
   } catch (err) {
     if (err instanceof NoCheckpointError && opts.resume === true) {
       log(`no checkpoint in ${dir} yet: starting a new run`);
-      return;
+      return null;
     }
     throw err;
   }
@@ -351,6 +375,7 @@ async function resumeFrom(
   state.epochSeconds = complete ? 0 : (s.epochSeconds ?? 0); // checkpoints before this field: this process's time only
   history.push(...(s.history ?? []));
   log(`resumed from ${loaded.path}: epoch ${state.epoch}${complete ? '' : ` + ${state.batchInEpoch} steps`}, step ${state.step}`);
+  return loaded;
 }
 
 function writeRunInfo(opts: TrainOptions, cfg: TrainConfig, data: CifarData): void {

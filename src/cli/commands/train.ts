@@ -44,9 +44,10 @@ export function registerTrain(program: Command): void {
     .option('--no-flip', 'no RandomHorizontalFlip')
     .option('--width <n>', 'channels of the first stage (64 = the seed; smaller for quick experiments)', int)
     .option('--resume [run]', 'continue the run in --out (or in RUN / from a checkpoint file)')
-    .option('--force', 'resume even if the configuration or the dataset changed')
+    .option('--force', 'with --resume: resume even if the configuration or the dataset changed; without: start over in a ' +
+      'run folder that holds a run, moving the old run into RUN/previous-N (nothing is deleted)')
     .option('--weights <file>', 'start from these weights (.ckpt, run folder, .pth, .safetensors)')
-    .option('--keep-last <k>', 'keep only the last K epoch checkpoints (default: all)', int)
+    .option('--keep-last <k>', 'keep only the last K epoch checkpoints, besides best.ckpt (default: 5; 0 keeps all)', int)
     .addOption(new Option('--on-bad-image <policy>', 'skip (count and name) or fail on unreadable images').choices(['skip', 'fail']).default('skip'))
     .option('--strict-size', 'refuse training images that are not 32x32 (default: resize them as Pillow does)')
     .option('--no-worker', 'prepare batches on the main thread')
