@@ -239,6 +239,11 @@ export function exportOnnx(sd: StateDict, opts: OnnxExportOptions = {}): Uint8Ar
 /** Writes the ONNX model for these weights to `file`. */
 export function writeOnnxFile(file: string, sd: StateDict, opts: OnnxExportOptions = {}): void {
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
-  fs.writeFileSync(tmp, exportOnnx(sd, opts));
-  fs.renameSync(tmp, file);
+  try {
+    fs.writeFileSync(tmp, exportOnnx(sd, opts));
+    fs.renameSync(tmp, file);
+  } catch (err) {
+    fs.rmSync(tmp, { force: true }); // a failed write (a folder at `file`, a full disk) leaves no temp file behind
+    throw err;
+  }
 }

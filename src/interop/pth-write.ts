@@ -102,6 +102,11 @@ export function writePth(sd: StateDict): Uint8Array {
 /** Writes a state dict to `file` as a zip-format .pth (through a temporary file, then a rename). */
 export function writePthFile(file: string, sd: StateDict): void {
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
-  fs.writeFileSync(tmp, writePth(sd));
-  fs.renameSync(tmp, file);
+  try {
+    fs.writeFileSync(tmp, writePth(sd));
+    fs.renameSync(tmp, file);
+  } catch (err) {
+    fs.rmSync(tmp, { force: true }); // a failed write (a folder at `file`, a full disk) leaves no temp file behind
+    throw err;
+  }
 }

@@ -59,10 +59,58 @@ describe('resnet export', () => {
 
   test('refusals: no format; weights that are not the seed model (listed by name)', async () => {
     await assert.rejects(runExport({ weights: source, out: path.join(tmp.dir, 'x.bin') }),
-      /resnet export: expected --format onnx\|safetensors\|pth or an --out ending in \.onnx, \.safetensors, \.pth, \.pt, received --out .*x\.bin/);
+      /^Error: export: expected --format onnx\|safetensors\|pth or an --out ending in \.onnx, \.safetensors, \.pth, \.pt, received --out .*x\.bin$/);
     await assert.rejects(runExport({ weights: interopFixture('dtypes_zip.pth'), out: path.join(tmp.dir, 'y.onnx') }),
-      /resnet export: .*dtypes_zip\.pth is not the seed's ResNet-18: missing conv1\.0\.weight; .*unexpected f64, i64, scalar, transposed, view, base/);
+      /^Error: export: .*dtypes_zip\.pth is not the seed's ResNet-18: missing conv1\.0\.weight; .*unexpected f64, i64, scalar, transposed, view, base/);
     assert.ok(!fs.existsSync(path.join(tmp.dir, 'y.onnx')));
+  });
+
+  test('--out a folder: refused before anything is written, naming a file to use instead; the folder unchanged', async () => {
+    const dir = path.join(tmp.dir, 'a-folder');
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, 'keep.txt'), 'x');
+    await assert.rejects(runExport({ weights: source, out: dir, format: 'onnx' }),
+      new RegExp(`^Error: export: --out ${dir} is a folder; expected the path of the file to write, e\\.g\\. ${dir}/model\\.onnx$`));
+    assert.deepEqual(fs.readdirSync(dir), ['keep.txt']);
+  });
+
+  test('an existing --out is refused without --force (unchanged) and replaced with it', async () => {
+    const out = path.join(tmp.dir, 'exists.safetensors');
+    fs.writeFileSync(out, 'old contents');
+    await assert.rejects(runExport({ weights: source, out }),
+      new RegExp(`^Error: export: ${out} already exists; add --force to replace it, or choose another --out$`));
+    assert.equal(fs.readFileSync(out, 'utf8'), 'old contents');
+    await runExport({ weights: source, out, force: true });
+    expectSame(tiny, readSafetensorsFile(out).tensors);
+    assert.deepEqual(fs.readdirSync(tmp.dir).filter((n) => n.includes('.tmp')), [], 'no temp file');
+  });
+
+  test('an --out extension of another format than --format is refused, nothing written', async () => {
+    const out = path.join(tmp.dir, 'model.onnx');
+    await assert.rejects(runExport({ weights: source, out, format: 'pth' }),
+      new RegExp(`^Error: export: --out ${out} ends in \\.onnx, a onnx file, but --format is pth; name the file for its format \\(e\\.g\\. ${path.join(tmp.dir, 'model')}\\.pth\\) or drop --format$`));
+    assert.equal(fs.existsSync(out), false);
+  });
+
+  test('a write that fails says why in words and leaves no temp file', async () => {
+    const blocker = path.join(tmp.dir, 'plain-file');
+    fs.writeFileSync(blocker, 'x');
+    const out = path.join(blocker, 'm.onnx');
+    await assert.rejects(runExport({ weights: source, out }),
+      new RegExp(`^Error: export: cannot write ${out}: a part of the path is a file, not a folder; nothing was written$`));
+    // the CLI prints it once prefixed, without "resnet export:" doubled and without raw errno text
+    const err: string[] = [];
+    const write = process.stderr.write;
+    process.stderr.write = ((c: string) => { err.push(String(c)); return true; }) as typeof process.stderr.write;
+    let code: number;
+    try {
+      code = await main(['node', 'resnet', 'export', '--weights', source, '--format', 'onnx', '--out', path.join(tmp.dir, 'a-folder')]);
+    } finally {
+      process.stderr.write = write;
+    }
+    assert.equal(code, 1);
+    assert.match(err.join(''), /^resnet: export: --out .*a-folder is a folder; /);
+    assert.deepEqual(fs.readdirSync(tmp.dir).filter((n) => n.includes('.tmp')), [], 'no temp file');
   });
 
   test('through the CLI entry point', async () => {

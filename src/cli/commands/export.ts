@@ -5,20 +5,24 @@
  *  - safetensors: the state dict with the seed's key names (Hugging Face's format);
  *  - pth: the state dict in torch.save's zip format; `ResNet18().load_state_dict(torch.load(FILE))` reads it.
  * W is anything `--weights` takes elsewhere (.ckpt, run folder, .pth, .safetensors). Without --format, the
- * extension of --out decides.
+ * extension of --out decides; an extension of another format than --format is refused (a pth in `m.onnx` misleads
+ * every tool after it). An existing --out is replaced only with --force, a folder never.
  *
  * What it is: option parsing and messages over src/interop (loadWeights, exportOnnx, writePth,
- * writeSafetensors); the weights are checked against the seed's structure before anything is written.
+ * writeSafetensors); the weights and --out are checked before anything is written, and the file is written
+ * atomically (a temp file removed on any failure, so a failed export leaves nothing behind).
  * What it is not: a converter of other architectures.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command, Option } from 'commander';
+import type { StateDict } from '../../tensor/host';
 import { intInRange } from '../parse';
 import { loadWeights } from '../../interop/weights';
-import { ONNX_DEFAULT_OPSET, seedStateDictProblems, writeOnnxFile } from '../../interop/onnx';
-import { writePthFile } from '../../interop/pth-write';
-import { writeSafetensorsFile } from '../../interop/safetensors';
+import { ONNX_DEFAULT_OPSET, exportOnnx, seedStateDictProblems } from '../../interop/onnx';
+import { writePth } from '../../interop/pth-write';
+import { writeSafetensors } from '../../interop/safetensors';
+import { writeFileAtomic } from '../../train/atomic';
 
 export type ExportFormat = 'onnx' | 'safetensors' | 'pth';
 const FORMATS: readonly ExportFormat[] = ['onnx', 'safetensors', 'pth'];
@@ -31,6 +35,8 @@ export interface ExportOptions {
   readonly format?: ExportFormat;
   /** ONNX opset (13..21), default 13 */
   readonly opset?: number;
+  /** replace an existing file at `out` */
+  readonly force?: boolean;
 }
 
 export interface ExportResult {
@@ -42,32 +48,82 @@ export interface ExportResult {
 }
 
 function formatOf(opts: ExportOptions): ExportFormat {
-  if (opts.format !== undefined) return opts.format;
-  const byExt = EXTENSIONS[path.extname(opts.out).toLowerCase()];
+  const ext = path.extname(opts.out).toLowerCase();
+  const byExt = EXTENSIONS[ext];
+  if (opts.format !== undefined) {
+    if (byExt !== undefined && byExt !== opts.format) {
+      throw new Error(`export: --out ${opts.out} ends in ${ext}, a ${byExt} file, but --format is ${opts.format}; ` +
+        `name the file for its format (e.g. ${opts.out.slice(0, -ext.length)}${extensionOf(opts.format)}) or drop --format`);
+    }
+    return opts.format;
+  }
   if (byExt === undefined) {
-    throw new Error(`resnet export: expected --format ${FORMATS.join('|')} or an --out ending in ` +
+    throw new Error(`export: expected --format ${FORMATS.join('|')} or an --out ending in ` +
       `${Object.keys(EXTENSIONS).join(', ')}, received --out ${opts.out}`);
   }
   return byExt;
 }
 
+function extensionOf(format: ExportFormat): string {
+  return format === 'pth' ? '.pth' : `.${format}`;
+}
+
+/** Plain words for the errors a write can meet. */
+const WRITE_ERRORS: Record<string, string> = {
+  ENOSPC: 'the disk is full', EDQUOT: 'the disk quota is exceeded', EACCES: 'permission denied', EPERM: 'permission denied',
+  EROFS: 'the file system is read-only', ENOTDIR: 'a part of the path is a file, not a folder', EISDIR: 'it is a folder',
+};
+
+/** Refuses an --out that is a folder, or an existing file without --force, before anything is read or written. */
+function checkOut(opts: ExportOptions, format: ExportFormat): void {
+  let st: fs.Stats | undefined;
+  try {
+    st = fs.statSync(opts.out, { throwIfNoEntry: false });
+  } catch (err) {
+    throw writeError(opts.out, err);
+  }
+  if (st?.isDirectory()) {
+    throw new Error(`export: --out ${opts.out} is a folder; expected the path of the file to write, e.g. ` +
+      `${path.join(opts.out, `model${extensionOf(format)}`)}`);
+  }
+  if (st !== undefined && !opts.force) {
+    throw new Error(`export: ${opts.out} already exists; add --force to replace it, or choose another --out`);
+  }
+}
+
+function encode(format: ExportFormat, sd: StateDict, opts: ExportOptions, source: string): Uint8Array {
+  if (format === 'onnx') return exportOnnx(sd, { opset: opts.opset ?? ONNX_DEFAULT_OPSET, metadata: { source: path.basename(source) } });
+  if (format === 'safetensors') return writeSafetensors(sd, { format: 'pt', producer: 'resnet-ts' });
+  return writePth(sd);
+}
+
+/** Writes `bytes` to `out` atomically; a failure says why in words, and leaves neither `out` changed nor a temp file. */
+function writeOut(out: string, bytes: Uint8Array): void {
+  try {
+    fs.mkdirSync(path.dirname(path.resolve(out)), { recursive: true });
+    writeFileAtomic(out, bytes);
+  } catch (err) {
+    throw writeError(out, err);
+  }
+}
+
+function writeError(out: string, err: unknown): Error {
+  const why = WRITE_ERRORS[(err as NodeJS.ErrnoException).code ?? ''] ?? (err as Error).message;
+  return new Error(`export: cannot write ${out}: ${why}; nothing was written`, { cause: err });
+}
+
 /** Reads the weights, checks them against the seed's ResNet-18 and writes them in the chosen format. */
 export async function runExport(opts: ExportOptions): Promise<ExportResult> {
   const format = formatOf(opts);
+  checkOut(opts, format);
   const loaded = await loadWeights(opts.weights);
   const problems = seedStateDictProblems(loaded.stateDict);
   if (problems.length > 0) {
-    throw new Error(`resnet export: ${loaded.path} is not the seed's ResNet-18: ${problems.join('; ')}`);
+    throw new Error(`export: ${loaded.path} is not the seed's ResNet-18: ${problems.join('; ')}`);
   }
-  fs.mkdirSync(path.dirname(path.resolve(opts.out)), { recursive: true });
-  if (format === 'onnx') {
-    writeOnnxFile(opts.out, loaded.stateDict, { opset: opts.opset ?? ONNX_DEFAULT_OPSET, metadata: { source: path.basename(loaded.path) } });
-  } else if (format === 'safetensors') {
-    writeSafetensorsFile(opts.out, loaded.stateDict, { format: 'pt', producer: 'resnet-ts' });
-  } else {
-    writePthFile(opts.out, loaded.stateDict);
-  }
-  return { out: opts.out, format, bytes: fs.statSync(opts.out).size, notes: loaded.notes };
+  const bytes = encode(format, loaded.stateDict, opts, loaded.path);
+  writeOut(opts.out, bytes);
+  return { out: opts.out, format, bytes: bytes.length, notes: loaded.notes };
 }
 
 export function registerExport(program: Command): void {
@@ -78,7 +134,8 @@ export function registerExport(program: Command): void {
     .requiredOption('--out <file>', 'the file to write')
     .addOption(new Option('--format <format>', 'output format (default: from the --out extension)').choices([...FORMATS]))
     .option('--opset <n>', 'ONNX opset, 13 to 21', intInRange(13, 21), ONNX_DEFAULT_OPSET)
-    .action(async (o: { weights: string; out: string; format?: ExportFormat; opset: number }) => {
+    .option('--force', 'replace --out if it exists')
+    .action(async (o: { weights: string; out: string; format?: ExportFormat; opset: number; force?: boolean }) => {
       const r = await runExport(o);
       for (const note of r.notes) process.stderr.write(`resnet export: ${note}\n`);
       const mb = (r.bytes / 1e6).toFixed(1);
