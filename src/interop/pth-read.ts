@@ -6,6 +6,8 @@
  *    sys_info, the object, the sorted list of storage keys), then each storage as an int64 element count and
  *    its raw bytes.
  * Tensors are rebuilt from (storage, offset, size, stride), so views and non-contiguous tensors come out right.
+ * A zip whose central directory declares more than its limits (zip-read.ts: tied to the file's size) is refused
+ * before anything is inflated, and only the entries the state dict needs are read.
  *
  * What it is not: a loader of whole pickled models or TorchScript archives (only dicts of tensors; any other
  * Python object is refused by name, nothing is ever executed), nor a dtype converter: float32, float64 and int64
@@ -15,9 +17,9 @@
  * (`_rebuild_tensor_v2`) of PyTorch 1.13; the pickle opcodes in ./pickle.ts.
  */
 import * as fs from 'node:fs';
-import { unzipSync } from 'fflate';
 import { HostTensor, StateDict, hostNumel } from '../tensor/host';
 import { PyDict, unpickle } from './pickle';
+import { ZipLimits, checkZipSizes, defaultZipLimits, listZip, readZipEntry } from './zip-read';
 
 /** torch's storage classes: the dtype name and the element size in bytes. */
 const STORAGE_TYPES: Record<string, { dtype: string; itemBytes: number }> = {
@@ -245,24 +247,38 @@ function archivePrefix(names: string[]): string {
   throw new Error(`readPth: expected a zip archive with <name>/data.pkl, received entries ${names.slice(0, 5).join(', ')}`);
 }
 
-function readZip(bytes: Uint8Array, notes: string[]): StateDict {
-  let files: Record<string, Uint8Array>;
+function readZip(bytes: Uint8Array, notes: string[], limits: ZipLimits): StateDict {
+  let entries;
   try {
-    files = unzipSync(bytes);
+    entries = listZip(bytes);
   } catch (err) {
-    throw new Error(`readPth: expected a complete zip archive, received ${(err as Error).message} (truncated or corrupt file?)`, { cause: err });
+    throw new Error(`readPth: expected a complete zip archive, received invalid zip data (truncated or corrupt file?): ${(err as Error).message}`, { cause: err });
   }
-  const prefix = archivePrefix(Object.keys(files));
-  const order = files[`${prefix}byteorder`];
+  try {
+    checkZipSizes(entries, bytes.length, limits);
+  } catch (err) {
+    throw new Error(`readPth: ${(err as Error).message}`, { cause: err });
+  }
+  const byName = new Map(entries.map((en) => [en.name, en]));
+  const read = (name: string): Uint8Array | undefined => {
+    const en = byName.get(name);
+    try {
+      return en === undefined ? undefined : readZipEntry(bytes, en);
+    } catch (err) {
+      throw new Error(`readPth: ${(err as Error).message}`, { cause: err });
+    }
+  };
+  const prefix = archivePrefix([...byName.keys()]);
+  const order = read(`${prefix}byteorder`);
   if (order !== undefined && new TextDecoder().decode(order).trim() !== 'little') {
     throw new Error(`readPth: expected byteorder 'little', received '${new TextDecoder().decode(order)}'`);
   }
   const storages = new Map<string, StorageRef>();
-  const { value } = unpickle(files[`${prefix}data.pkl`], 0, {
+  const { value } = unpickle(read(`${prefix}data.pkl`) as Uint8Array, 0, {
     findClass,
     persistentLoad: (pid) => storageFromPid(pid, storages),
   });
-  for (const s of storages.values()) s.bytes = files[`${prefix}data/${s.key}`];
+  for (const s of storages.values()) s.bytes = read(`${prefix}data/${s.key}`);
   return toStateDict(value, notes);
 }
 
@@ -299,12 +315,17 @@ function readLegacy(bytes: Uint8Array, notes: string[]): StateDict {
   return toStateDict(main.value, notes);
 }
 
+export interface ReadPthOptions {
+  /** bounds on a zip's declared sizes (default: defaultZipLimits of the file's size) */
+  zipLimits?: ZipLimits;
+}
+
 /** Reads a state dict saved by torch.save (zip or legacy format) from its bytes. */
-export function readPth(input: Uint8Array): PthReadResult {
+export function readPth(input: Uint8Array, opts: ReadPthOptions = {}): PthReadResult {
   // a plain view: Buffer's slice() shares memory, which the copies below must not
   const bytes = new Uint8Array(input.buffer, input.byteOffset, input.byteLength);
   const notes: string[] = [];
-  if (isZip(bytes)) return { stateDict: readZip(bytes, notes), container: 'zip', notes };
+  if (isZip(bytes)) return { stateDict: readZip(bytes, notes, opts.zipLimits ?? defaultZipLimits(bytes.length)), container: 'zip', notes };
   if (isLegacyPth(bytes)) return { stateDict: readLegacy(bytes, notes), container: 'legacy', notes };
   if (bytes.length > 262 && new TextDecoder().decode(bytes.subarray(257, 262)) === 'ustar') {
     throw new Error('readPth: this is the tar-based format of PyTorch < 0.4, which is not supported; re-save it with a newer torch');
@@ -313,9 +334,9 @@ export function readPth(input: Uint8Array): PthReadResult {
     `received bytes ${[...bytes.subarray(0, 4)].map((b) => b.toString(16).padStart(2, '0')).join(' ')}`);
 }
 
-export function readPthFile(file: string): PthReadResult {
+export function readPthFile(file: string, opts: ReadPthOptions = {}): PthReadResult {
   try {
-    return readPth(fs.readFileSync(file));
+    return readPth(fs.readFileSync(file), opts);
   } catch (err) {
     if (err instanceof Error) err.message = `${file}: ${err.message}`;
     throw err;

@@ -5,6 +5,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import { Zip, ZipDeflate, ZipPassThrough, unzipSync, zipSync } from 'fflate';
 import { readPth, readPthFile } from '../../src/interop/pth-read';
 import type { StateDict } from '../../src/tensor/host';
 import { fixtureKeyShapes } from '../helpers/fixture-values';
@@ -123,5 +124,68 @@ describe('readPth: files that are not plain state dicts, and errors', () => {
 
   test('something else is refused with its first bytes', () => {
     assert.throws(() => readPth(new TextEncoder().encode('hello world')), /expected a torch\.save file .* received bytes 68 65 6c 6c/);
+  });
+});
+
+/**
+ * The tiny fixture's entries re-zipped with the entry `name` (a new one, or one of the fixture's, replaced) holding
+ * `mib` MiB of zeros, deflated (about 1 KiB per MiB) and streamed in 1 MiB pieces, so that making it never holds
+ * the inflated size.
+ */
+function withBomb(mib: number, name = 'tiny_zip/data/bomb'): Uint8Array {
+  const parts: Uint8Array[] = [];
+  const zip = new Zip((err, chunk) => {
+    if (err) throw err;
+    parts.push(chunk);
+  });
+  for (const [entry, data] of Object.entries(unzipSync(fs.readFileSync(interopFixture('tiny_zip.pth'))))) {
+    if (entry === name) continue;
+    const f = new ZipPassThrough(entry);
+    zip.add(f);
+    f.push(data, true);
+  }
+  const bomb = new ZipDeflate(name, { level: 6 });
+  zip.add(bomb);
+  const zeros = new Uint8Array(1024 * 1024);
+  for (let i = 0; i < mib; i++) bomb.push(zeros, i === mib - 1);
+  zip.end();
+  return Buffer.concat(parts);
+}
+
+/** Sets the uncompressed size that the central directory and the local header declare for entry `name`. */
+function declareSize(zip: Uint8Array, name: string, size: number): void {
+  const view = new DataView(zip.buffer, zip.byteOffset, zip.byteLength);
+  // the last occurrence of the name is the central directory's, which follows every entry's data
+  const central = Buffer.from(zip.buffer, zip.byteOffset, zip.byteLength).lastIndexOf(name) - 46;
+  assert.equal(view.getUint32(central, true), 0x02014b50, `the central directory header of ${name}`);
+  view.setUint32(central + 24, size, true);
+  view.setUint32(view.getUint32(central + 42, true) + 22, size, true);
+}
+
+describe('readPth: zip bombs are refused before they are inflated', () => {
+  test('200 MiB declared from a 0.4 MiB file: refused from the central directory, naming the sizes, without the memory', () => {
+    const bomb = withBomb(200);
+    assert.ok(bomb.length < 512 * 1024, `the bomb is ${bomb.length} bytes on disk`);
+    const peakBefore = process.resourceUsage().maxRSS; // KiB
+    assert.throws(() => readPth(bomb), /readPth: zip: the entries declare 200\.\d MiB uncompressed in a file of 0\.\d MiB, more than the limit of 128\.0 MiB \(a zip bomb\? nothing was inflated\)/);
+    const grewMiB = (process.resourceUsage().maxRSS - peakBefore) / 1024;
+    assert.ok(grewMiB < 64, `the peak memory grew by ${grewMiB.toFixed(0)} MiB while refusing`);
+  });
+
+  test('an 8 MiB entry from 8 KiB compressed: refused by its ratio though the total is under the limit', () => {
+    assert.throws(() => readPth(withBomb(8)), /readPth: zip: entry 'tiny_zip\/data\/bomb' declares 8\.0 MiB from \d+ compressed bytes, more than 256 times/);
+  });
+
+  test('a storage that inflates to more than its central directory declares is stopped there', () => {
+    const zip = withBomb(2, 'tiny_zip/data/0');
+    declareSize(zip, 'tiny_zip/data/0', 1000);
+    assert.throws(() => readPth(zip), /readPth: zip: entry 'tiny_zip\/data\/0' inflates to more than the 1000 bytes it declares/);
+  });
+
+  test('a deflated archive (re-zipped by hand) reads the same state dict as the stored one', () => {
+    const stored = fs.readFileSync(interopFixture('tiny_zip.pth'));
+    const deflated = zipSync(unzipSync(stored), { level: 6 });
+    assert.ok(deflated.length < stored.length, 'the entries are deflated');
+    expectSameStateDict(readPth(deflated).stateDict, readPth(stored).stateDict, 'deflated vs stored');
   });
 });
