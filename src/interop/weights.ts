@@ -43,11 +43,13 @@ function readHead(file: string, n: number): Uint8Array {
   }
 }
 
-/** safetensors: an 8-byte little-endian header length, then a JSON object ('{'). */
-function looksLikeSafetensors(head: Uint8Array, size: number): boolean {
+/**
+ * safetensors: an 8-byte little-endian header length, then a JSON object ('{'). A length that runs past the end of
+ * the file still makes it a safetensors file, a damaged one: its reader then says so, with the sizes.
+ */
+function looksLikeSafetensors(head: Uint8Array): boolean {
   if (head.length < 9 || head[8] !== 0x7b) return false;
-  const n = new DataView(head.buffer, head.byteOffset, 8).getBigUint64(0, true);
-  return n >= 2n && n + 8n <= BigInt(size);
+  return new DataView(head.buffer, head.byteOffset, 8).getBigUint64(0, true) >= 2n;
 }
 
 /** Which reader a file needs, from its first bytes. */
@@ -55,9 +57,9 @@ export function sniffWeightsFormat(file: string): WeightsFormat {
   const head = readHead(file, 16);
   if (new TextDecoder('latin1').decode(head.subarray(0, CHECKPOINT_MAGIC.length)) === CHECKPOINT_MAGIC) return 'checkpoint';
   if (isZip(head) || isLegacyPth(head)) return 'pth';
-  if (looksLikeSafetensors(head, fs.statSync(file).size)) return 'safetensors';
+  if (looksLikeSafetensors(head)) return 'safetensors';
   const hex = [...head.subarray(0, 8)].map((b) => b.toString(16).padStart(2, '0')).join(' ');
-  throw new Error(`loadWeights: ${file}: expected a checkpoint (.ckpt), a PyTorch state dict (.pth, zip or legacy) ` +
+  throw new Error(`--weights ${file}: expected a checkpoint (.ckpt), a PyTorch state dict (.pth, zip or legacy) ` +
     `or a safetensors file, received a file starting ${hex || '(empty)'}`);
 }
 
@@ -89,10 +91,15 @@ function toFloat32(sd: StateDict, notes: string[]): StateDict {
 
 async function readAny(file: string, format: WeightsFormat, notes: string[]): Promise<StateDict> {
   if (format === 'checkpoint') return (await readCheckpointFile(file)).model;
-  if (format === 'safetensors') return readSafetensorsFile(file).tensors;
-  const r = readPthFile(file);
-  notes.push(...r.notes);
-  return r.stateDict;
+  try {
+    if (format === 'safetensors') return readSafetensorsFile(file).tensors;
+    const r = readPthFile(file);
+    notes.push(...r.notes);
+    return r.stateDict;
+  } catch (err) {
+    // The readers name themselves for their own callers; a user asked for weights and gets the file and the reason.
+    throw new Error((err as Error).message.replace(/\b(readPth|readSafetensors): /g, ''), { cause: err });
+  }
 }
 
 /** Reads the weights `--weights` names: a .ckpt, a run folder, a .pth or a .safetensors file. */

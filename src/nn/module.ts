@@ -137,10 +137,17 @@ export abstract class Module {
 
 export function describeLoad(r: LoadResult): string {
   const parts: string[] = [];
-  if (r.missing.length) parts.push(`missing keys: ${r.missing.join(', ')}`);
-  if (r.unexpected.length) parts.push(`unexpected keys: ${r.unexpected.join(', ')}`);
-  if (r.mismatched.length) parts.push(`mis-shaped keys: ${r.mismatched.join('; ')}`);
+  if (r.missing.length) parts.push(`missing keys: ${firstFew(r.missing, ', ')}`);
+  if (r.unexpected.length) parts.push(`unexpected keys: ${firstFew(r.unexpected, ', ')}`);
+  if (r.mismatched.length) parts.push(`mis-shaped keys: ${firstFew(r.mismatched, '; ')}`);
   return parts.join('; ') || 'ok';
+}
+
+/** The first 5 items and a count of the rest: weights of another model would otherwise list 100+ keys. */
+function firstFew(items: readonly string[], sep: string): string {
+  const shown = 5;
+  if (items.length <= shown) return items.join(sep);
+  return `${items.slice(0, shown).join(sep)}${sep}and ${items.length - shown} more (${items.length} in all)`;
 }
 
 function sameShape(a: readonly number[], b: readonly number[]): boolean {

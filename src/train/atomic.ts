@@ -38,6 +38,19 @@ export function tempFileTarget(name: string): string {
   return m ? m[1] : '';
 }
 
+/** Plain words for the errno codes a file write meets (a user reads them, not a programmer). */
+const FS_ERROR_WORDS: Record<string, string> = {
+  ENOSPC: 'the disk is full', EDQUOT: 'the disk quota is exceeded', EACCES: 'permission denied', EPERM: 'permission denied',
+  EROFS: 'the file system is read-only', ENOENT: 'its folder does not exist (was it moved or deleted?)',
+  ENOTDIR: 'a part of the path is a file, not a folder', EISDIR: 'it is a folder', EMFILE: 'too many files are open',
+};
+
+/** What went wrong with a file operation, in words: the errno code's sentence, else the error's own message. */
+export function fsErrorWords(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  return FS_ERROR_WORDS[e.code ?? ''] ?? e.message;
+}
+
 /** fsync of a directory makes a rename in it durable; some systems refuse to fsync directories, and that is fine. */
 export function fsyncDir(dir: string): void {
   let fd: number | null = null;
@@ -87,7 +100,7 @@ export function writeFileAtomic(target: string, data: Uint8Array | string, hooks
     }
     fs.rmSync(tmp, { force: true });
     const e = err as NodeJS.ErrnoException;
-    const wrapped = new Error(`writeFileAtomic ${target}: ${e.message} (target left unchanged)`, { cause: err });
+    const wrapped = new Error(`cannot write ${target}: ${fsErrorWords(err)}; the file was left unchanged`, { cause: err });
     throw Object.assign(wrapped, { code: e.code });
   }
   fsyncDir(dir);

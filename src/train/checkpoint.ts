@@ -247,7 +247,7 @@ export function resolveWeightsPath(p: string, onWarning: (m: string) => void = (
   if (fs.existsSync(p)) {
     if (fs.statSync(p).isFile()) return p;
     const ckDir = checkpointsDirOf(p);
-    if (ckDir === null) throw new Error(`resolveWeightsPath: ${p} is a folder without checkpoints (${expected})`);
+    if (ckDir === null) throw new Error(`--weights ${p} is a folder without checkpoints (${expected})`);
     const found = findLatestSync(ckDir, p);
     found.warnings.forEach(onWarning);
     return found.path;
@@ -255,10 +255,10 @@ export function resolveWeightsPath(p: string, onWarning: (m: string) => void = (
   const parent = path.dirname(p);
   if (path.basename(p) === 'best' && fs.existsSync(parent) && fs.statSync(parent).isDirectory()) {
     const best = path.join(checkpointsDirOf(parent) ?? path.join(parent, CHECKPOINT_DIR), BEST_FILE);
-    if (!fs.existsSync(best)) throw new Error(`resolveWeightsPath: ${p}: there is no ${best} (no best epoch was saved yet)`);
+    if (!fs.existsSync(best)) throw new Error(`--weights ${p}: there is no ${best} (no best epoch was saved yet)`);
     return best;
   }
-  throw new Error(`resolveWeightsPath: ${p} does not exist (${expected})`);
+  throw new Error(`--weights ${p} does not exist (${expected})`);
 }
 
 /** The seed's best-accuracy sentence: epoch as given, accuracy in percent with 3 decimals, e.g. 88.540%. */

@@ -70,7 +70,7 @@ function tryCreate(file: string, info: LockInfo): boolean {
     fd = fs.openSync(file, 'wx', 0o644);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw new Error(`acquireRunLock: cannot create ${file} (${(err as Error).message})`, { cause: err });
+    throw new Error(`cannot create ${file} (${(err as Error).message})`, { cause: err });
   }
   try {
     fs.writeSync(fd, JSON.stringify(info) + '\n');
@@ -92,19 +92,19 @@ function judgeExisting(file: string, warn: (m: string) => void): void {
   const advice = `if no trainer is using this folder, delete ${file}`;
   if (held === null) {
     const ageMs = Date.now() - fs.statSync(file).mtimeMs;
-    if (ageMs < PARTIAL_GRACE_MS) throw new Error(`acquireRunLock: ${file} is being created by another process; ${advice}`);
-    warn(`acquireRunLock: ${file} is unreadable and ${Math.round(ageMs / 1000)} s old; taking it over`);
+    if (ageMs < PARTIAL_GRACE_MS) throw new Error(`${file} is being created by another process; ${advice}`);
+    warn(`${file} is unreadable and ${Math.round(ageMs / 1000)} s old; taking it over`);
     return removeIfUnchanged(file, text);
   }
   const who = `pid ${held.pid} on ${held.hostname} (started ${held.startedAt})`;
   if (held.hostname !== os.hostname()) {
-    throw new Error(`acquireRunLock: ${file} is held by ${who}, another host: it cannot be checked from here; ${advice}`);
+    throw new Error(`${file} is held by ${who}, another host: it cannot be checked from here; ${advice}`);
   }
-  if (held.pid === process.pid) throw new Error(`acquireRunLock: ${file} is already held by this process (pid ${held.pid})`);
+  if (held.pid === process.pid) throw new Error(`${file} is already held by this process (pid ${held.pid})`);
   if (pidAlive(held.pid)) {
-    throw new Error(`acquireRunLock: another trainer is using this run folder: ${file} is held by ${who}; ${advice}`);
+    throw new Error(`another trainer is using this run folder: ${file} is held by ${who}; ${advice}`);
   }
-  warn(`acquireRunLock: taking over the stale lock ${file} of ${who}: that process no longer exists`);
+  warn(`taking over the stale lock ${file} of ${who}: that process no longer exists`);
   removeIfUnchanged(file, text);
 }
 
@@ -123,7 +123,7 @@ export function acquireRunLock(runDir: string, opts: { onWarning?: (m: string) =
     if (tryCreate(file, info)) return holdLock(file, info);
     judgeExisting(file, warn);
   }
-  throw new Error(`acquireRunLock: ${file} kept reappearing after 5 attempts (another trainer is starting in this folder)`);
+  throw new Error(`${file} kept reappearing after 5 attempts (another trainer is starting in this folder)`);
 }
 
 function holdLock(file: string, info: LockInfo): RunLock {

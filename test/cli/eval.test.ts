@@ -97,9 +97,9 @@ test('a wrong --weights path is one clear line and exit code 1', async () => {
   const r = await finished(startCli(['eval', '--weights', missing, '--data', data, '--json'], env));
   assert.equal(r.code, 1);
   assert.equal(r.out, '');
-  assert.equal(r.err.trim(), `resnet: resolveWeightsPath: ${missing} does not exist (expected a checkpoint file, a run folder, or RUN/best)`);
+  assert.equal(r.err.trim(), `resnet: --weights ${missing} does not exist (expected a checkpoint file, a run folder, or RUN/best)`);
 
   const noCheckpoints = await finished(startCli(['eval', '--weights', data, '--data', data], env));
   assert.equal(noCheckpoints.code, 1);
-  assert.match(noCheckpoints.err, /^resnet: resolveWeightsPath: .* is a folder without checkpoints/m);
+  assert.match(noCheckpoints.err, /^resnet: --weights .* is a folder without checkpoints/m);
 });

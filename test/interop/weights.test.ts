@@ -88,8 +88,26 @@ describe('loadWeights', () => {
   test('errors: an unknown file shows its first bytes; a missing path; an unsupported dtype', async () => {
     const junk = path.join(tmp.dir, 'junk.pth');
     fs.writeFileSync(junk, 'not weights at all');
-    await assert.rejects(loadWeights(junk), /loadWeights: .*junk\.pth: expected a checkpoint \(\.ckpt\), a PyTorch state dict .* received a file starting 6e 6f 74 20/);
-    await assert.rejects(loadWeights(path.join(tmp.dir, 'nope.pth')), /nope\.pth does not exist/);
-    await assert.rejects(loadWeights(interopFixture('half.pth')), /tensor 'weight' has dtype float16/);
+    await assert.rejects(loadWeights(junk), /^Error: --weights .*junk\.pth: expected a checkpoint \(\.ckpt\), a PyTorch state dict .* received a file starting 6e 6f 74 20/);
+    await assert.rejects(loadWeights(path.join(tmp.dir, 'nope.pth')), /^Error: --weights .*nope\.pth does not exist \(expected a checkpoint file, a run folder, or RUN\/best\)$/);
+    await assert.rejects(loadWeights(interopFixture('half.pth')), /^Error: .*half\.pth: tensor 'weight' has dtype float16/);
+  });
+
+  test('a safetensors file whose header length runs past its end is called that, not an unknown file', async () => {
+    const cut = path.join(tmp.dir, 'cut.safetensors');
+    // header length 200, then a 2-byte header '{}': 10 bytes in all
+    fs.writeFileSync(cut, Buffer.from([200, 0, 0, 0, 0, 0, 0, 0, 0x7b, 0x7d]));
+    await assert.rejects(loadWeights(cut), /^Error: .*cut\.safetensors: header length 200 runs past the end of the file \(10 bytes, header would end at 208\)$/);
+  });
+
+  test('no internal function names in the messages a user reads', async () => {
+    const missingRun = path.join(tmp.dir, 'no-run');
+    fs.mkdirSync(missingRun);
+    for (const p of [path.join(tmp.dir, 'nope.pth'), missingRun, path.join(missingRun, 'best'), interopFixture('half.pth'), interopFixture('torchscript.pt')]) {
+      await assert.rejects(loadWeights(p), (err: Error) => {
+        assert.doesNotMatch(err.message, /loadWeights|resolveWeightsPath|readPth|readSafetensors/, err.message);
+        return true;
+      });
+    }
   });
 });

@@ -22,7 +22,7 @@ import { loadWeights } from '../../interop/weights';
 import { ONNX_DEFAULT_OPSET, exportOnnx, seedStateDictProblems } from '../../interop/onnx';
 import { writePth } from '../../interop/pth-write';
 import { writeSafetensors } from '../../interop/safetensors';
-import { writeFileAtomic } from '../../train/atomic';
+import { fsErrorWords, writeFileAtomic } from '../../train/atomic';
 
 export type ExportFormat = 'onnx' | 'safetensors' | 'pth';
 const FORMATS: readonly ExportFormat[] = ['onnx', 'safetensors', 'pth'];
@@ -68,12 +68,6 @@ function extensionOf(format: ExportFormat): string {
   return format === 'pth' ? '.pth' : `.${format}`;
 }
 
-/** Plain words for the errors a write can meet. */
-const WRITE_ERRORS: Record<string, string> = {
-  ENOSPC: 'the disk is full', EDQUOT: 'the disk quota is exceeded', EACCES: 'permission denied', EPERM: 'permission denied',
-  EROFS: 'the file system is read-only', ENOTDIR: 'a part of the path is a file, not a folder', EISDIR: 'it is a folder',
-};
-
 /** Refuses an --out that is a folder, or an existing file without --force, before anything is read or written. */
 function checkOut(opts: ExportOptions, format: ExportFormat): void {
   let st: fs.Stats | undefined;
@@ -108,8 +102,7 @@ function writeOut(out: string, bytes: Uint8Array): void {
 }
 
 function writeError(out: string, err: unknown): Error {
-  const why = WRITE_ERRORS[(err as NodeJS.ErrnoException).code ?? ''] ?? (err as Error).message;
-  return new Error(`export: cannot write ${out}: ${why}; nothing was written`, { cause: err });
+  return new Error(`export: cannot write ${out}: ${fsErrorWords(err)}; nothing was written`, { cause: err });
 }
 
 /** Reads the weights, checks them against the seed's ResNet-18 and writes them in the chosen format. */
