@@ -6,6 +6,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readMetrics } from '../../src/train/metrics';
 import { removeDir, tempDir } from '../data/make';
@@ -90,6 +91,36 @@ test('the table: the summary line, then the confusion matrix with per-class accu
     assert.equal(cells[1 + CLASSES.length], `${(100 * json.perClassAcc[i]).toFixed(1)}%`);
   });
   assert.equal(lines.length, 4 + CLASSES.length);
+});
+
+test('--limit N: the seeded subset train --test-limit N evaluates, not the first N images (one class)', async () => {
+  const limited = path.join(root, 'limited');
+  const t = await trainQuiet({ config: tinyConfig({ epochs: 1, testLimit: 6 }), data, out: limited, worker: false });
+  assert.equal(t.result.status, 'completed');
+  const epoch = readMetrics(path.join(limited, 'metrics.jsonl')).find((m) => m.kind === 'epoch');
+  const r = await finished(startCli(['eval', '--weights', limited, '--data', data, '--limit', '6', '--json'], env));
+  assert.equal(r.code, 0, r.err);
+  const rep = JSON.parse(r.out) as Report;
+  assert.equal(rep.n, 6);
+  // Test images 1, 4, 5, 6, 9, 10 of cat 0-2, dog 3-6, ship 7-11 (the first 6 would be 3 cats and 3 dogs, no ship).
+  assert.deepEqual(rep.confusion.map((row) => row.reduce((a, b) => a + b, 0)), [1, 3, 2]);
+  assert.equal(rep.loss, epoch?.test_loss);
+  assert.equal(rep.acc, epoch?.test_acc);
+});
+
+test('--data defaults as for train: ./data when present, else the cifar10 download', async () => {
+  const withData = path.join(root, 'cwd-with-data');
+  fs.mkdirSync(withData);
+  fs.symlinkSync(data, path.join(withData, 'data'));
+  const r = await finished(startCli(['eval', '--weights', run, '--json'], env, withData));
+  assert.equal(r.code, 0, r.err);
+  assert.equal((JSON.parse(r.out) as Report).n, 12);
+  const without = path.join(root, 'cwd-without-data');
+  fs.mkdirSync(without);
+  const offline = { ...env, RESNET_CIFAR_URL: 'http://127.0.0.1:9/cifar-10-binary.tar.gz' };
+  const d = await finished(startCli(['eval', '--weights', run, '--json'], offline, without));
+  assert.equal(d.code, 1);
+  assert.match(d.err, /^resnet: cifar10: cannot download http:\/\/127\.0\.0\.1:9\/cifar-10-binary\.tar\.gz \(.*\); download .* by hand/m);
 });
 
 test('a wrong --weights path is one clear line and exit code 1', async () => {

@@ -1,6 +1,11 @@
-/** `resnet eval --weights W --data PATH [--json]`: test loss, accuracy, per-class accuracy and the confusion matrix. */
+/**
+ * `resnet eval --weights W [--data PATH] [--json]`: test loss, accuracy, per-class accuracy and the confusion matrix.
+ * --data defaults as for train (./data, else cifar10); --limit N evaluates the seeded subset that train's
+ * --test-limit N evaluates (the loader's `limit`, same seed, same images), not the first N (one class, sorted).
+ */
 import { Command } from 'commander';
-import { intArg } from '../parse';
+import { defaultData } from '../defaults';
+import { intArg, intInRange } from '../parse';
 import { useBackend } from '../../backend';
 import { Loader } from '../../data/loader';
 import { openDataset } from '../../data';
@@ -13,18 +18,20 @@ export function registerEval(program: Command): void {
     .command('eval')
     .description('evaluate weights on a dataset split: loss, accuracy, per-class accuracy, confusion matrix')
     .requiredOption('--weights <file>', 'checkpoint, run folder, .pth or .safetensors')
-    .option('--data <path>', 'dataset (as for train)', 'data')
+    .option('--data <path>', 'dataset, as for train (default: ./data if present, else cifar10)')
     .option('--split <name>', 'test or train', 'test')
-    .option('--limit <n>', 'evaluate only the first N images', intArg)
+    .option('--limit <n>', 'evaluate a seeded subset of N images (the one train --test-limit N uses with the same --seed)', intInRange(1))
+    .option('--seed <n>', 'seed of the --limit subset (as train --seed)', intArg, 0)
     .option('--batch-size <n>', 'batch size', intArg, 256)
     .option('--json', 'print one JSON object')
-    .action(async (o: { weights: string; data: string; split: string; limit?: number; batchSize: number; json?: boolean }) => {
+    .action(async (o: { weights: string; data?: string; split: string; limit?: number; seed: number; batchSize: number; json?: boolean }) => {
+      const dataPath = o.data ?? defaultData();
       if (o.split !== 'test' && o.split !== 'train') throw new Error(`eval: --split must be test or train, received ${o.split}`);
       const backend = useBackend(program.opts().backend);
       const w = await loadWeights(o.weights);
-      const data = await openDataset(o.data, { log: o.json ? undefined : (m) => process.stderr.write(`${m}\n`) });
+      const data = await openDataset(dataPath, { log: o.json ? undefined : (m) => process.stderr.write(`${m}\n`) });
       const split = o.split === 'test' ? data.test : data.train;
-      if (split.n === 0) throw new Error(`eval: ${o.data} has no ${o.split} images`);
+      if (split.n === 0) throw new Error(`eval: ${dataPath} has no ${o.split} images`);
       const fc = w.stateDict.get('fc.weight');
       const conv = w.stateDict.get('conv1.0.weight');
       const model = resnet18({ numClasses: fc ? fc.shape[0] : data.classes.length, baseWidth: conv ? conv.shape[0] : 64, backend });
@@ -33,10 +40,9 @@ export function registerEval(program: Command): void {
         throw new Error(`eval: the weights have ${fc.shape[0]} classes, the dataset ${data.classes.length}`);
       }
       const loader = new Loader(split, {
-        batchSize: o.batchSize, shuffle: false, seed: 0, dropLast: false, limit: undefined, augment: { crop: false, flip: false },
+        batchSize: o.batchSize, shuffle: false, seed: o.seed, dropLast: false, limit: o.limit, augment: { crop: false, flip: false },
       });
-      const sub = o.limit ? new Loader({ ...split, n: Math.min(o.limit, split.n) }, loader.opts) : loader;
-      const r = await evaluate(model, sub, data.classes.length);
+      const r = await evaluate(model, loader, data.classes.length);
       model.dispose();
       if (o.json) {
         process.stdout.write(`${JSON.stringify({ weights: w.path, format: w.format, split: o.split, classes: data.classes, ...r })}\n`);

@@ -7,12 +7,8 @@ import { Command, Option } from 'commander';
 import { useBackend } from '../../backend';
 import { RECIPES, type TrainConfig } from '../../train/config';
 import { train } from '../../train/trainer';
+import { defaultData } from '../defaults';
 import { intArg as int, numArg as num } from '../parse';
-
-/** The default --data: ./data as the seed, else the official dataset (downloaded and cached). */
-function defaultData(): string {
-  return fs.existsSync('data') ? 'data' : 'cifar10';
-}
 
 function defaultOut(): string {
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);

@@ -15,10 +15,11 @@ export interface CliChild {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** Starts `resnet --backend reference ARGS` with extra environment variables. */
-export function startCli(args: string[], env: Record<string, string> = {}): CliChild {
+/** Starts `resnet --backend reference ARGS` with extra environment variables (in `cwd`, default ours). */
+export function startCli(args: string[], env: Record<string, string> = {}, cwd?: string): CliChild {
   const proc = spawn(process.execPath, [...cliCommand(), '--backend', 'reference', ...args], {
     env: { ...process.env, ...env },
+    cwd,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const text = { stdout: '', stderr: '' };
