@@ -11,6 +11,7 @@ import { createReadStream, openSync, readSync, closeSync } from 'node:fs';
 import { createGunzip } from 'node:zlib';
 import * as tar from 'tar-stream';
 import type { Listing } from './imagefolder';
+import { displayName, invalidNamesNote, isValidUtf8 } from './names';
 
 export interface ArchiveContents {
   listing: Listing;
@@ -41,6 +42,15 @@ function cleanPath(name: string): string | null {
 
 type TarEntry = tar.Extract extends AsyncIterable<infer E> ? E : never;
 
+/**
+ * The entry's name as bytes. Headers are decoded as latin1 (one char per byte, so nothing is lost, where UTF-8
+ * would turn each invalid byte into U+FFFD and make different names equal); a pax `path` is UTF-8 by its spec.
+ */
+function nameBytes(h: TarEntry['header']): Buffer {
+  const pax = h.pax as Record<string, string> | undefined;
+  return Buffer.from(h.name, pax?.path !== undefined ? 'utf8' : 'latin1');
+}
+
 async function readEntry(entry: TarEntry): Promise<Uint8Array> {
   const chunks: Buffer[] = [];
   for await (const c of entry) chunks.push(c as Buffer);
@@ -52,9 +62,11 @@ async function readEntry(entry: TarEntry): Promise<Uint8Array> {
  * Throws `archive <path>: ...` for a corrupt gzip stream or a truncated tar.
  */
 export async function readTarArchive(path: string, keep: (relPath: string) => boolean): Promise<ArchiveContents> {
-  const listing: Listing = { files: [], dirs: [] };
+  const listing: Listing = { files: [], dirs: [], notes: [] };
   const data = new Map<string, Uint8Array>();
-  const ex = tar.extract();
+  // (filenameEncoding is an option of tar-stream 3 that its type definitions lack)
+  const ex = tar.extract({ filenameEncoding: 'latin1' } as Parameters<typeof tar.extract>[0]);
+  let invalid = 0;
   // errors of the file or gzip stages are passed on to `ex`, whose iteration below then throws them
   const file = createReadStream(path);
   file.on('error', (e) => ex.destroy(e));
@@ -68,11 +80,13 @@ export async function readTarArchive(path: string, keep: (relPath: string) => bo
   try {
     for await (const entry of ex) {
       const h = entry.header;
-      const rel = cleanPath(h.name);
+      const bytes = nameBytes(h);
+      const rel = cleanPath(displayName(bytes));
       if (rel === null || rel === '') {
         entry.resume();
         continue;
       }
+      if ((h.type === 'directory' || h.type === 'file' || h.type === 'contiguous-file') && !isValidUtf8(bytes)) invalid++;
       if (h.type === 'directory') listing.dirs.push(rel);
       if (h.type === 'file' || h.type === 'contiguous-file') {
         listing.files.push({ path: rel, size: h.size ?? 0, mtimeMs: h.mtime ? h.mtime.getTime() : 0 });
@@ -87,5 +101,6 @@ export async function readTarArchive(path: string, keep: (relPath: string) => bo
     const why = err instanceof Error ? err.message : String(err);
     throw new Error(`archive ${path}: cannot read it as a tar or tar.gz (${why}); the file may be truncated or corrupt`, { cause: err });
   }
+  if (invalid > 0) listing.notes?.push(invalidNamesNote(path, invalid));
   return { listing, data };
 }

@@ -12,7 +12,7 @@
  */
 import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { basename, join, resolve } from 'node:path';
+import { basename, join, resolve, sep } from 'node:path';
 import { createHash } from 'node:crypto';
 import { SingleBar } from 'cli-progress';
 import { isTarPath, readTarArchive } from './archive';
@@ -20,6 +20,7 @@ import { IMAGE_BYTES } from './normalize';
 import { cacheFilePath, CachedData, defaultCacheDir, readCache, writeCache } from './cache';
 import { CIFAR10_ARCHIVE_NAME, downloadCifar10, findBinaryRoot, META_FILE, readBinaryRelease, verifyOfficialArchive } from './cifar-binary';
 import { decodeSplit, DecodeSplitOptions, isImagePath, Listing, planImageFolder, PlannedSplit } from './imagefolder';
+import { displayName, invalidNamesNote, isValidUtf8 } from './names';
 import type { CacheInfo, CifarData, Split, SourceKind } from './types';
 
 export interface OpenDatasetOptions {
@@ -49,33 +50,45 @@ interface Source {
 /** Files whose identity the cache key covers: images and the binary release's files. */
 const relevant = (p: string): boolean => isImagePath(p) || p.endsWith('.bin') || basename(p) === META_FILE;
 
-/** Recursive listing of a folder (names starting with "." skipped, symlinks followed, loops cut). */
+const SEP = Buffer.from(sep);
+
+/**
+ * Recursive listing of a folder (names starting with "." skipped, symlinks followed, loops cut). Names are read
+ * as bytes: one that is not valid UTF-8 is listed under its displayName, with the bytes to open it in rawPaths.
+ */
 export function listFolder(root: string): Listing {
-  const listing: Listing = { files: [], dirs: [] };
+  const listing: Listing = { files: [], dirs: [], rawPaths: new Map(), notes: [] };
   const seen = new Set<string>();
-  const walk = (abs: string, rel: string): void => {
-    const real = realpathSync(abs);
+  let invalid = 0;
+  const walk = (abs: Buffer, rel: string, raw: boolean): void => {
+    // .native: the JS realpath decodes a Buffer path as UTF-8 on the way, which loses what is not
+    const real = realpathSync.native(abs, { encoding: 'buffer' }).toString('latin1');
     if (seen.has(real)) return; // a symlink loop, or the same folder twice
     seen.add(real);
-    for (const e of readdirSync(abs, { withFileTypes: true })) {
-      if (e.name.startsWith('.')) continue;
-      const a = join(abs, e.name);
-      const r = rel === '' ? e.name : `${rel}/${e.name}`;
+    for (const e of readdirSync(abs, { withFileTypes: true, encoding: 'buffer' })) {
+      if (e.name[0] === 0x2e) continue; // "."
+      const a = Buffer.concat([abs, SEP, e.name]);
+      const valid = isValidUtf8(e.name);
+      const name = displayName(e.name);
+      const r = rel === '' ? name : `${rel}/${name}`;
       let st;
       try {
         st = statSync(a);
       } catch {
         continue; // a dangling symlink or a file deleted while listing: not part of the dataset
       }
+      if (!valid && (st.isDirectory() || st.isFile())) invalid++;
       if (st.isDirectory()) {
         listing.dirs.push(r);
-        walk(a, r);
+        walk(a, r, raw || !valid);
       } else if (st.isFile()) {
         listing.files.push({ path: r, size: st.size, mtimeMs: st.mtimeMs });
+        if (raw || !valid) listing.rawPaths?.set(r, a);
       }
     }
   };
-  walk(root, '');
+  walk(Buffer.from(root), '', false);
+  if (invalid > 0) listing.notes?.push(invalidNamesNote(root, invalid));
   return listing;
 }
 
@@ -167,7 +180,8 @@ async function decodeSource(src: Source, spec: string, o: DecodeSplitOptions & {
       const rel = await readBinaryRelease(async (name) => (existsSync(join(dir, name)) ? readFileSync(join(dir, name)) : null), dir);
       return done('cifar-binary', binRoot, { ...rel, badFiles: [], sizes: binarySizes, resized: 0, notes: [] });
     }
-    const { root, ...body } = await decodeTree(src.listing, (p) => readFile(join(src.path, p)), spec, o);
+    const raw = src.listing.rawPaths;
+    const { root, ...body } = await decodeTree(src.listing, (p) => readFile(raw?.get(p) ?? join(src.path, p)), spec, o);
     return done('imagefolder', root, body);
   }
   if (basename(src.path) === CIFAR10_ARCHIVE_NAME) await verifyOfficialArchive(src.path);

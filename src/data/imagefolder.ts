@@ -32,6 +32,10 @@ export interface Listing {
   files: ListedFile[];
   /** directories, relative; archives may omit them (then they are implied by file paths) */
   dirs: string[];
+  /** a folder's files whose path is not valid UTF-8: the path shown (names.ts displayName) → the bytes to open */
+  rawPaths?: Map<string, Buffer>;
+  /** remarks on the listing itself (names that are not UTF-8), passed on to the plan's notes */
+  notes?: string[];
 }
 
 export interface PlannedSplit {
@@ -131,7 +135,7 @@ function planSplit(listing: Listing, dir: string, classes: string[], where: stri
 export function planImageFolder(listing: Listing, where: string): TreePlan {
   const { root, single } = findRoot(listing, where);
   const join = (a: string, b: string): string => (a === '' ? b : `${a}/${b}`);
-  const notes: string[] = [];
+  const notes: string[] = [...(listing.notes ?? [])];
   const trainDir = single ? root : join(root, 'train');
   const classes = [...classesUnder(listing, trainDir).classes].sort();
   if (classes.length === 0) throw new Error(`imagefolder ${where}: no class folders under ${trainDir || '.'}`);
