@@ -15,6 +15,8 @@ export interface InteractiveOptions {
   readonly input: NodeJS.ReadableStream;
   /** where results go */
   readonly output: NodeJS.WritableStream;
+  /** where a failed file's error goes in text mode, as `resnet predict FILES` does (JSON mode keeps it in its line) */
+  readonly errorOutput: NodeJS.WritableStream;
   /** where the prompt goes (stdout on a terminal; stderr when piped, so that stdout holds only results) */
   readonly promptOutput: NodeJS.WritableStream;
   readonly lang: Lang;
@@ -46,8 +48,9 @@ export async function interactiveLoop(classifier: Classifier, opts: InteractiveO
       const r: FileResult = await predictFile(classifier, file);
       if (r.error !== undefined) failed++;
       else ok++;
-      const text = opts.json ? JSON.stringify(resultToJson(r)) : formatResultText(r, opts);
-      opts.output.write(`${text}\n`);
+      if (opts.json) opts.output.write(`${JSON.stringify(resultToJson(r))}\n`);
+      else if (r.error !== undefined) opts.errorOutput.write(`resnet predict: ${r.file}: ${r.error}\n`);
+      else opts.output.write(`${formatResultText(r, opts)}\n`);
     }
     opts.promptOutput.write(PROMPT_ZH);
   }

@@ -3,12 +3,13 @@
  * command line; with no files, the seed's interactive loop (ask for a path, print the result, repeat).
  *
  * What it is: option parsing and output over src/predict (the programmatic API the server uses too).
- * Text results go to stdout, one line per file; errors to stderr. With --json, stdout is one JSON array
- * (one object per file, errors included). The exit code is 1 if any file failed.
+ * Text results go to stdout, one line per file; errors to stderr (in the interactive loop too). With --json, stdout
+ * is one JSON array (one object per file, errors included), or one {weights, error} object when the weights cannot
+ * be loaded. The exit code is 1 if the weights or any file failed.
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { intInRange } from '../parse';
-import { loadClassifier } from '../../predict/classifier';
+import { loadClassifier, type Classifier } from '../../predict/classifier';
 import { Lang, formatResultText, predictPaths, resultToJson } from '../../predict/predict';
 import { interactiveLoop } from '../../predict/interactive';
 
@@ -31,13 +32,30 @@ function parseLang(v: string): Lang {
   return v;
 }
 
-/** Runs `resnet predict`; resolves to the exit code (0, or 1 if any file failed). */
+/**
+ * Loads the classifier; with --json a failure is also one JSON object on stdout ({weights, error}), so that a
+ * script reading stdout sees why there are no results. Resolves to null after a failure, already reported.
+ */
+async function loadOrReport(opts: PredictOptions, io: PredictIo): Promise<Classifier | null> {
+  try {
+    return await loadClassifier(opts.weights, { backend: opts.backend });
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    if (opts.json) io.stdout.write(`${JSON.stringify({ weights: opts.weights, error: message })}\n`);
+    io.stderr.write(`resnet predict: ${message}\n`);
+    return null;
+  }
+}
+
+/** Runs `resnet predict`; resolves to the exit code (0, or 1 if the weights or any file failed). */
 export async function runPredict(paths: readonly string[], opts: PredictOptions, io: PredictIo): Promise<number> {
-  const classifier = await loadClassifier(opts.weights, { backend: opts.backend });
+  const classifier = await loadOrReport(opts, io);
+  if (classifier === null) return 1;
   if (paths.length === 0) {
     const summary = await interactiveLoop(classifier, {
       input: io.stdin,
       output: io.stdout,
+      errorOutput: io.stderr,
       promptOutput: io.stdin.isTTY ? io.stdout : io.stderr,
       lang: opts.lang,
       topk: opts.topk,
