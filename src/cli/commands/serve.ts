@@ -34,21 +34,40 @@ export async function runServe(o: ServeCliOptions, log: (line: string) => void):
     throw new Error(`serve --run: expected a run folder, received ${JSON.stringify(o.run)} (no such folder)`);
   }
   const classifier = await loadClassifier(o.weights, { backend: o.backend });
-  const running = await startServer({
-    classifier,
-    host: o.host,
-    port: o.port,
-    runDir: o.run,
-    maxConcurrent: o.maxConcurrent,
-    allowHosts: o.allowHost,
-    log: o.quiet ? undefined : log,
-  });
+  let running: RunningServer;
+  try {
+    running = await startServer({
+      classifier,
+      host: o.host,
+      port: o.port,
+      runDir: o.run,
+      maxConcurrent: o.maxConcurrent,
+      allowHosts: o.allowHost,
+      log: o.quiet ? undefined : log,
+    });
+  } catch (err) {
+    throw listenError(err, o.host, o.port);
+  }
   if (!isLoopbackHost(o.host)) {
     log(`warning: listening on ${o.host}, reachable from other machines; the server has no authentication`);
   }
   log(`model: resnet18, ${classifier.info.numClasses} classes, ${classifier.info.weights.format} weights from ${classifier.info.weights.path}, ${classifier.info.backend} backend`);
   if (o.run !== undefined) log(`dashboard: ${running.url}/dashboard (run ${o.run})`);
   return running;
+}
+
+/** A failed listen in words: which address and port, and what to do (instead of `listen EADDRINUSE ...`). */
+function listenError(err: unknown, host: string, port: number): Error {
+  const code = (err as NodeJS.ErrnoException).code;
+  const where = `${host}:${port}`;
+  const words: Record<string, string> = {
+    EADDRINUSE: `port ${port} on ${host} is already in use (another server, or a resnet serve still running); ` +
+      'stop it, or choose another --port (--port 0 picks a free one)',
+    EACCES: `not allowed to listen on ${where} (ports below 1024 need extra privileges); choose another --port, e.g. 8080`,
+    EADDRNOTAVAIL: `${host} is not an address of this machine; use --host 127.0.0.1 (this machine only) or one of its addresses`,
+  };
+  const why = code !== undefined ? words[code] : undefined;
+  return why === undefined ? (err as Error) : new Error(`serve: ${why}`, { cause: err });
 }
 
 export function registerServe(program: Command): void {
