@@ -79,7 +79,8 @@ function classStep(be: Backend, c: Case, dtype: Precision): { param: ArrayLike<n
   const opt = new SGD([['w', p]], c.hyper);
   if (c.buf) opt.loadStateDict(new Map([['w', { dtype, shape, data: cast(c.buf, dtype) }]]));
   opt.step();
-  const out = { param: p.toArray(), buf: opt.stateDict().get('w')?.data ?? null };
+  const buf = opt.stateDict().get('w')?.data as Float32Array | Float64Array | undefined; // float buffers only
+  const out = { param: p.toArray(), buf: buf ?? null };
   opt.dispose();
   p.dispose();
   return out;
