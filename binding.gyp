@@ -44,6 +44,7 @@
         "native/memory.cc",
         "native/eltwise.cc",
         "native/conv.cc",
+        "native/conv_select.cc",
         "native/dispatch.cc",
         "native/batchnorm.cc",
         "native/pool.cc",

@@ -5,6 +5,7 @@
 // and buffers.cc.
 // References: node-addon-api NODE_API_MODULE; src/backend/native/binding.ts (the typed declarations).
 #include "context.h"
+#include "conv_select.h"
 #include "ops.h"
 
 namespace {
@@ -44,6 +45,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exportKernel(env, exports, "logSoftmaxBackward", rn::logSoftmaxBackward);
   exportKernel(env, exports, "crossEntropy", rn::crossEntropy);
   exportKernel(env, exports, "crossEntropyBackward", rn::crossEntropyBackward);
+  // convolution algorithm policy and the benchmark's choices
+  exportKernel(env, exports, "setConvPolicy", rn::setConvPolicy, false);
+  exportKernel(env, exports, "convChoices", rn::convChoices, false);
   // introspection
   exportKernel(env, exports, "describe", rn::describe, false);
   exportKernel(env, exports, "memoryStats", rn::memoryStats, false);

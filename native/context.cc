@@ -5,6 +5,7 @@
 // References: oneDNN 2.6 dnnl.hpp (engine, stream, reorder::primitive_desc, dnnl_version,
 // get_effective_cpu_isa); node-addon-api napi.h (Function::New with data, Error).
 #include "context.h"
+#include "winograd.h"
 
 #include <omp.h>
 
@@ -269,7 +270,7 @@ void exportKernel(Napi::Env env, Napi::Object exports, const char* name, KernelF
   exports.Set(name, Napi::Function::New(env, dispatch, name, kernels.back().get()));
 }
 
-Napi::Value describe(const Napi::CallbackInfo& info) {
+std::string engineSummary() {
   const dnnl_version_t* v = dnnl_version();
   static const char* isas[] = {"all", "sse41", "avx", "avx2", "avx512_mic", "avx512_mic_4ops", "avx512_core",
                                "avx512_core_vnni", "avx512_core_bf16", "avx512_core_amx", "avx2_vnni"};
@@ -281,10 +282,12 @@ Napi::Value describe(const Napi::CallbackInfo& info) {
                                dnnl::cpu_isa::avx512_core_amx, dnnl::cpu_isa::avx2_vnni};
   for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
     if (all[i] == isa) isaName = isas[i];
-  const std::string s = "oneDNN " + std::to_string(v->major) + "." + std::to_string(v->minor) + "." +
-                        std::to_string(v->patch) + ", CPU engine, ISA " + isaName + ", " +
-                        std::to_string(omp_get_max_threads()) + " OpenMP threads, float32";
-  return Napi::String::New(info.Env(), s);
+  return "oneDNN " + std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch) +
+         ", CPU engine, ISA " + isaName + ", " + std::to_string(omp_get_max_threads()) + " OpenMP threads";
+}
+
+Napi::Value describe(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), engineSummary() + ", our kernels " + kernelIsa() + ", float32");
 }
 
 }  // namespace rn

@@ -136,6 +136,8 @@ using KernelFn = Napi::Value (*)(const Napi::CallbackInfo&);
 /** Exports `fn` as `name`, with errors that name the kernel and (if `profiled`) in the profile. */
 void exportKernel(Napi::Env env, Napi::Object exports, const char* name, KernelFn fn, bool profiled = true);
 
+/** "oneDNN 2.6.3, CPU engine, ISA avx512_core_bf16, 2 OpenMP threads": what runs oneDNN's kernels here. */
+std::string engineSummary();
 Napi::Value describe(const Napi::CallbackInfo& info);
 Napi::Value memoryStats(const Napi::CallbackInfo& info);
 Napi::Value trimMemory(const Napi::CallbackInfo& info);

@@ -1,12 +1,17 @@
 // native/conv.cc: 2-D convolution forward, backward-data and backward-weights.
 //
 // What it is: x [N,C,H,W] * w [K,C,R,S] (+ b [K]) -> y [N,K,P,Q] with symmetric zero padding, any stride.
-// 3x3 stride-1 layers with >= 16 channels go to our Winograd kernels (winograd.cc) on oneDNN's preferred
-// channel-blocked layout; the others run oneDNN's direct primitives, created with format `any` so oneDNN picks
-// its preferred layouts (nChw8c/nChw16c activations, blocked weights). Outputs stay in the chosen layout;
-// inputs are reordered only when a kernel wants another one. Weights and weight gradients are plain oihw at the
-// seam (sgdStep updates them in place), so they are transformed/reordered per call (small next to activations).
-// RESNET_CONV_ALGO: winograd (default), direct (oneDNN direct everywhere), auto (oneDNN chooses).
+// Each pass (forward, backward-data, backward-weights) of each shape runs one of: oneDNN's direct primitive,
+// oneDNN's Winograd (AVX-512 machines), oneDNN's own choice (`auto`), or our Winograd F(4x4,3x3) (winograd.cc,
+// 3x3 stride-1 layers with >= 16 channels). Which one is the policy's business (conv_select.cc): by default the
+// fastest, measured on first use. A "plan" is one algorithm made ready for one shape: the layout of its output
+// and a function that runs it into a buffer, so candidates can be timed on scratch memory and the winner run for
+// real. oneDNN primitives are created with format `any` so oneDNN picks its preferred layouts (nChw8c/nChw16c
+// activations, blocked weights). Outputs stay in the chosen layout; inputs are reordered only when a kernel
+// wants another one. Weights and weight gradients are plain oihw at the seam (sgdStep updates them in place),
+// so they are transformed/reordered per call (small next to activations).
+// Accuracy: the Winograd algorithms (ours and oneDNN's, both F(4x4,3x3)) round more than direct summation
+// (~1e-5 of the output's magnitude against ~3e-7); the "deterministic" policy runs direct everywhere.
 // What it is not: dilation or groups (ResNet-18 needs neither).
 // References: oneDNN 2.6 developer guide "Convolution" and dnnl.hpp convolution_forward /
 // convolution_backward_data / convolution_backward_weights; PyTorch Conv2d output-size formula.
@@ -15,6 +20,7 @@
 #include <stdexcept>
 
 #include "context.h"
+#include "conv_select.h"
 #include "ops.h"
 #include "winograd.h"
 
@@ -49,20 +55,6 @@ ConvGeom convGeom(const Dims& x, const Dims& w, const Dims& stride, const Dims& 
   return g;
 }
 
-/** RESNET_CONV_ALGO: winograd (default: ours on eligible layers, oneDNN direct elsewhere), direct, or auto. */
-const std::string& algoChoice() {
-  static const std::string choice = [] {
-    const char* v = std::getenv("RESNET_CONV_ALGO");
-    return std::string(v ? v : "winograd");
-  }();
-  return choice;
-}
-
-/** oneDNN's algorithm for the layers it runs: auto lets oneDNN choose (its own Winograd needs AVX-512). */
-algorithm algoFor(const ConvGeom&) {
-  return algoChoice() == "auto" ? algorithm::convolution_auto : algorithm::convolution_direct;
-}
-
 dnnl::convolution_forward::primitive_desc fwdPd(const ConvGeom& g, bool bias, algorithm algo) {
   using F = dnnl::convolution_forward;
   const F::desc d = bias ? F::desc(prop_kind::forward_training, algo, anyMd(g.x), anyMd(g.w), plainMd({g.w[0]}),
@@ -74,7 +66,7 @@ dnnl::convolution_forward::primitive_desc fwdPd(const ConvGeom& g, bool bias, al
 
 /** The channel block (8 or 16) of the activation layout oneDNN's direct kernel prefers here, 0 if plain. */
 int64_t preferredBlock(const ConvGeom& g) {
-  auto p = cachedPrim("conv_fwd|" + g.key + "|" + std::to_string(int(algorithm::convolution_direct)), [&] {
+  auto p = cachedPrim("conv_fwd|" + g.key + "|direct", [&] {
     auto pd = fwdPd(g, false, algorithm::convolution_direct);
     return Prim{dnnl::convolution_forward(pd), pd, {}};
   });
@@ -83,17 +75,6 @@ int64_t preferredBlock(const ConvGeom& g) {
     if (dst == memory::desc(g.y, memory::data_type::f32, vb == 16 ? memory::format_tag::nChw16c : memory::format_tag::nChw8c))
       return vb;
   return 0;
-}
-
-/**
- * The block for our Winograd kernels, or 0 to use oneDNN: 3x3, stride 1, symmetric padding <= 2, enough
- * channels for the GEMMs to pay (the 3-channel stem stays direct), and a blocked layout preferred here.
- */
-int64_t winogradBlock(const ConvGeom& g) {
-  if (algoChoice() != "winograd") return 0;
-  const bool shape = g.w[2] == 3 && g.w[3] == 3 && g.stride[0] == 1 && g.stride[1] == 1 && g.padL[0] == g.padL[1] &&
-                     g.padL[0] <= 2 && g.x[1] >= 16 && g.w[0] >= 16;
-  return shape ? preferredBlock(g) : 0;
 }
 
 memory::desc blockedMd(const Dims& d, int64_t vb) {
@@ -126,37 +107,163 @@ void biasGrad(const float* dy, const Dims& yd, int64_t vb, float* db) {
   }
 }
 
-Napi::Value winoForward(Napi::Env env, const ConvGeom& g, int64_t vb, const Tensor& x, const Tensor& w, const Tensor* b) {
-  const WinoGeom wg = winoGeom(g.x[0], g.x[1], g.w[0], g.x[2], g.x[3], g.padL[0], vb);
-  const memory::desc xmd = blockedMd(g.x, vb), wmd = plainMd(g.w);
-  Scratch tx, tw, tb;
-  const float* xp = dataOf(viewAs(x, g.x, &xmd, tx));
-  const float* wp = dataOf(viewAs(w, g.w, &wmd, tw));
-  Tensor* y;
-  Napi::Value out = newTensor(env, blockedMd(g.y, vb), &y);
-  winogradForward(wg, xp, wp, false, y->f());
-  if (b) addBias(y->f(), dataOf(viewAs(*b, {g.w[0]}, nullptr, tb)), g.y, vb);
-  return out;
+
+algorithm dnnlAlgo(ConvAlgo a) {
+  return a == ConvAlgo::Auto ? algorithm::convolution_auto
+         : a == ConvAlgo::OnednnWinograd ? algorithm::convolution_winograd : algorithm::convolution_direct;
 }
 
-Napi::Value winoBackwardWeights(Napi::Env env, const ConvGeom& g, int64_t vb, const Tensor& dy, const Tensor& x, bool bias) {
-  const WinoGeom wg = winoGeom(g.x[0], g.x[1], g.w[0], g.x[2], g.x[3], g.padL[0], vb);
-  const memory::desc xmd = blockedMd(g.x, vb), dymd = blockedMd(g.y, vb);
-  Scratch tx, tdy;
-  const float* xp = dataOf(viewAs(x, g.x, &xmd, tx));
-  const float* dyp = dataOf(viewAs(dy, g.y, &dymd, tdy));
-  Tensor *dw, *db;
-  Napi::Value dwOut = newTensor(env, plainMd(g.w), &dw);
-  winogradBackwardWeights(wg, xp, dyp, dw->f());
-  Napi::Value dbOut = env.Null();
-  if (bias) {
-    dbOut = newTensor(env, plainMd({g.w[0]}), &db);
-    biasGrad(dyp, g.y, vb, db->f());
+enum class Pass { Fwd, BwdData, BwdWeights };
+
+/**
+ * One algorithm ready for one shape and pass. run(a, b, bias, out, dbOut): forward (x, w, b) -> y; backward-data
+ * (dy, w) -> dx; backward-weights (dy, x) -> dw (plain oihw) and db. `run` is empty when the algorithm does not
+ * apply to this shape here (oneDNN has no such implementation, or ours needs a 3x3 stride-1 layer).
+ */
+struct Plan {
+  memory::desc outMd;
+  std::function<void(const Tensor&, const Tensor&, const Tensor*, void*, void*)> run;
+};
+
+/** The channel block of our Winograd for this layer, 0 where it does not apply (shape, or a plain layout). */
+int64_t oursBlock(const ConvGeom& g) {
+  const bool shape = g.w[2] == 3 && g.w[3] == 3 && g.stride[0] == 1 && g.stride[1] == 1 && g.padL[0] == g.padL[1] &&
+                     g.padL[0] <= 2 && g.x[1] >= 16 && g.w[0] >= 16;
+  return shape ? preferredBlock(g) : 0;
+}
+
+Plan oursPlan(Pass pass, const ConvGeom& g) {
+  const int64_t vb = oursBlock(g);
+  if (!vb) return {};
+  if (pass == Pass::Fwd)
+    return {blockedMd(g.y, vb), [g, vb](const Tensor& x, const Tensor& w, const Tensor* b, void* y, void*) {
+              const WinoGeom wg = winoGeom(g.x[0], g.x[1], g.w[0], g.x[2], g.x[3], g.padL[0], vb);
+              const memory::desc xmd = blockedMd(g.x, vb), wmd = plainMd(g.w);
+              Scratch tx, tw, tb;
+              winogradForward(wg, dataOf(viewAs(x, g.x, &xmd, tx)), dataOf(viewAs(w, g.w, &wmd, tw)), false,
+                              static_cast<float*>(y));
+              if (b) addBias(static_cast<float*>(y), dataOf(viewAs(*b, {g.w[0]}, nullptr, tb)), g.y, vb);
+            }};
+  if (pass == Pass::BwdData)
+    // dx = conv(dy, w rotated 180° with K and C swapped), padding 2 - p: a forward Winograd convolution
+    return {blockedMd(g.x, vb), [g, vb](const Tensor& dy, const Tensor& w, const Tensor*, void* dx, void*) {
+              const WinoGeom wg = winoGeom(g.y[0], g.w[0], g.w[1], g.y[2], g.y[3], 2 - g.padL[0], vb);
+              const memory::desc dymd = blockedMd(g.y, vb), wmd = plainMd(g.w);
+              Scratch tdy, tw;
+              winogradForward(wg, dataOf(viewAs(dy, g.y, &dymd, tdy)), dataOf(viewAs(w, g.w, &wmd, tw)), true,
+                              static_cast<float*>(dx));
+            }};
+  return {plainMd(g.w), [g, vb](const Tensor& dy, const Tensor& x, const Tensor*, void* dw, void* db) {
+            const WinoGeom wg = winoGeom(g.x[0], g.x[1], g.w[0], g.x[2], g.x[3], g.padL[0], vb);
+            const memory::desc xmd = blockedMd(g.x, vb), dymd = blockedMd(g.y, vb);
+            Scratch tx, tdy;
+            const float* dyp = dataOf(viewAs(dy, g.y, &dymd, tdy));
+            winogradBackwardWeights(wg, dataOf(viewAs(x, g.x, &xmd, tx)), dyp, static_cast<float*>(dw));
+            if (db) biasGrad(dyp, g.y, vb, static_cast<float*>(db));
+          }};
+}
+
+Plan onednnFwd(const ConvGeom& g, bool bias, ConvAlgo a) {
+  auto p = cachedPrim("conv_fwd|" + g.key + (bias ? "|bias|" : "|") + convAlgoName(a), [&] {
+    auto pd = fwdPd(g, bias, dnnlAlgo(a));
+    return Prim{dnnl::convolution_forward(pd), pd, {}};
+  });
+  return {p->pd.dst_desc(), [p, g](const Tensor& x, const Tensor& w, const Tensor* b, void* y, void*) {
+            const memory::desc srcMd = p->pd.src_desc(), wMd = p->pd.weights_desc();
+            Scratch tx, tw, tb;
+            std::unordered_map<int, memory> args{{DNNL_ARG_SRC, viewAs(x, g.x, &srcMd, tx)},
+                                                 {DNNL_ARG_WEIGHTS, viewAs(w, g.w, &wMd, tw)},
+                                                 {DNNL_ARG_DST, memory(p->pd.dst_desc(), engine(), y)}};
+            if (b) args[DNNL_ARG_BIAS] = viewAs(*b, {g.w[0]}, nullptr, tb);
+            execute(*p, args);
+          }};
+}
+
+Plan onednnBwdData(const ConvGeom& g, ConvAlgo a) {
+  auto p = cachedPrim("conv_bwd_data|" + g.key + "|" + convAlgoName(a), [&] {
+    using B = dnnl::convolution_backward_data;
+    auto hint = fwdPd(g, false, dnnlAlgo(a));
+    B::desc d(dnnlAlgo(a), anyMd(g.x), anyMd(g.w), anyMd(g.y), g.stride, g.padL, g.padR);
+    B::primitive_desc pd(d, engine(), hint);
+    return Prim{B(pd), pd, hint};
+  });
+  return {p->pd.diff_src_desc(), [p, g](const Tensor& dy, const Tensor& w, const Tensor*, void* dx, void*) {
+            const memory::desc dyMd = p->pd.diff_dst_desc(), wMd = p->pd.weights_desc();
+            Scratch tdy, tw;
+            execute(*p, {{DNNL_ARG_DIFF_DST, viewAs(dy, g.y, &dyMd, tdy)},
+                         {DNNL_ARG_WEIGHTS, viewAs(w, g.w, &wMd, tw)},
+                         {DNNL_ARG_DIFF_SRC, memory(p->pd.diff_src_desc(), engine(), dx)}});
+          }};
+}
+
+Plan onednnBwdWeights(const ConvGeom& g, bool bias, ConvAlgo a) {
+  auto p = cachedPrim("conv_bwd_w|" + g.key + (bias ? "|bias|" : "|") + convAlgoName(a), [&] {
+    using B = dnnl::convolution_backward_weights;
+    auto hint = fwdPd(g, bias, dnnlAlgo(a));
+    const B::desc d = bias ? B::desc(dnnlAlgo(a), anyMd(g.x), anyMd(g.w), plainMd({g.w[0]}), anyMd(g.y), g.stride,
+                                     g.padL, g.padR)
+                           : B::desc(dnnlAlgo(a), anyMd(g.x), anyMd(g.w), anyMd(g.y), g.stride, g.padL, g.padR);
+    B::primitive_desc pd(d, engine(), hint);
+    return Prim{B(pd), pd, hint};
+  });
+  return {plainMd(g.w), [p, g](const Tensor& dy, const Tensor& x, const Tensor*, void* dw, void* db) {
+            const memory::desc srcMd = p->pd.src_desc(), dyMd = p->pd.diff_dst_desc(), dwMd = p->pd.diff_weights_desc();
+            const memory::desc plain = plainMd(g.w);
+            const bool direct = dwMd == plain;
+            Scratch tx, tdy, tdw;
+            if (!direct) tdw = Scratch(dwMd.get_size());
+            std::unordered_map<int, memory> args{{DNNL_ARG_SRC, viewAs(x, g.x, &srcMd, tx)},
+                                                 {DNNL_ARG_DIFF_DST, viewAs(dy, g.y, &dyMd, tdy)},
+                                                 {DNNL_ARG_DIFF_WEIGHTS, memory(dwMd, engine(), direct ? dw : tdw.get())}};
+            if (db) args[DNNL_ARG_DIFF_BIAS] = memory(plainMd({g.w[0]}), engine(), db);
+            execute(*p, args);
+            if (!direct) reorder(dwMd, tdw.get(), plain, dw);
+          }};
+}
+
+/** The plan of algorithm `a`, or an empty one where it does not apply. */
+Plan makePlan(Pass pass, ConvAlgo a, const ConvGeom& g, bool bias) {
+  if (a == ConvAlgo::Ours) return oursPlan(pass, g);
+  try {
+    if (pass == Pass::Fwd) return onednnFwd(g, bias, a);
+    if (pass == Pass::BwdData) return onednnBwdData(g, a);
+    return onednnBwdWeights(g, bias, a);
+  } catch (const dnnl::error&) {
+    return {};  // oneDNN has no implementation of this algorithm for this shape on this CPU
   }
-  Napi::Array r = Napi::Array::New(env, 2);
-  r.Set(uint32_t(0), dwOut);
-  r.Set(uint32_t(1), dbOut);
-  return r;
+}
+
+/**
+ * The plan to run: the fixed policy's algorithm (direct where it does not apply), or under "benchmark" the
+ * remembered choice, else the fastest candidate measured now on these very inputs (outputs to scratch).
+ */
+Plan choosePlan(Pass pass, const ConvGeom& g, bool bias, const Tensor& a, const Tensor& b, const Tensor* bt) {
+  ConvAlgo algo;
+  if (fixedConvAlgo(&algo)) {
+    Plan p = makePlan(pass, algo, g, bias);
+    return p.run ? p : makePlan(pass, ConvAlgo::Direct, g, bias);
+  }
+  static const char* passes[] = {"fwd", "bwd_data", "bwd_weights"};
+  const std::string key = std::string(passes[int(pass)]) + "|" + g.key + (bias ? "|bias" : "");
+  if (rememberedConvChoice(key, &algo)) {
+    Plan p = makePlan(pass, algo, g, bias);
+    if (p.run) return p;
+  }
+  Plan best;
+  ConvAlgo bestAlgo = ConvAlgo::Direct;
+  double bestMs = 1e300;
+  std::vector<std::pair<ConvAlgo, double>> times;
+  for (ConvAlgo cand : {ConvAlgo::Direct, ConvAlgo::OnednnWinograd, ConvAlgo::Ours}) {
+    Plan p = makePlan(pass, cand, g, bias);
+    if (!p.run) continue;
+    Scratch out(p.outMd.get_size()), db;
+    if (bias) db = Scratch(sizeof(float) * g.w[0]);
+    const double ms = timeConvCandidate([&] { p.run(a, b, bt, out.get(), bias ? db.get() : nullptr); });
+    times.emplace_back(cand, ms);
+    if (ms < bestMs) bestMs = ms, bestAlgo = cand, best = p;
+  }
+  rememberConvChoice(key, bestAlgo, times);
+  return best;
 }
 
 struct ConvArgs {
@@ -167,7 +274,7 @@ struct ConvArgs {
 };
 }  // namespace
 
-// conv2d(x, xShape, w, wShape, b | null, stride, padding) -> y [N,K,P,Q] in the primitive's layout
+// conv2d(x, xShape, w, wShape, b | null, stride, padding) -> y [N,K,P,Q] in the chosen algorithm's layout
 Napi::Value conv2d(const Napi::CallbackInfo& info) {
   const ConvGeom g = ConvArgs(info, 1, 3, 5).g;
   const Tensor& x = tensorArg(info, 0, "x");
@@ -176,21 +283,10 @@ Napi::Value conv2d(const Napi::CallbackInfo& info) {
   checkNumel(x, g.x, "x");
   checkNumel(w, g.w, "w");
   if (b) checkNumel(*b, {g.w[0]}, "b");
-  if (const int64_t vb = winogradBlock(g)) return winoForward(info.Env(), g, vb, x, w, b);
-  const algorithm algo = algoFor(g);
-  auto p = cachedPrim("conv_fwd|" + g.key + (b ? "|bias|" : "|") + std::to_string(int(algo)), [&] {
-    auto pd = fwdPd(g, b != nullptr, algo);
-    return Prim{dnnl::convolution_forward(pd), pd, {}};
-  });
-  const memory::desc srcMd = p->pd.src_desc(), wMd = p->pd.weights_desc();
-  Scratch tx, tw, tb;
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, viewAs(x, g.x, &srcMd, tx)},
-                                       {DNNL_ARG_WEIGHTS, viewAs(w, g.w, &wMd, tw)}};
-  if (b) args[DNNL_ARG_BIAS] = viewAs(*b, {g.w[0]}, nullptr, tb);
+  const Plan p = choosePlan(Pass::Fwd, g, b != nullptr, x, w, b);
   Tensor* y;
-  Napi::Value out = newTensor(info.Env(), p->pd.dst_desc(), &y);
-  args[DNNL_ARG_DST] = memory(y->md, engine(), y->ptr);
-  execute(*p, args);
+  Napi::Value out = newTensor(info.Env(), p.outMd, &y);
+  p.run(x, w, b, y->ptr, nullptr);
   return out;
 }
 
@@ -201,34 +297,10 @@ Napi::Value conv2dBackwardData(const Napi::CallbackInfo& info) {
   const Tensor& w = tensorArg(info, 1, "w");
   checkNumel(dy, g.y, "dy");
   checkNumel(w, g.w, "w");
-  if (const int64_t vb = winogradBlock(g)) {
-    // dx = conv(dy, w rotated 180° with K and C swapped), padding 2 - p: a forward Winograd convolution
-    const WinoGeom wg = winoGeom(g.y[0], g.w[0], g.w[1], g.y[2], g.y[3], 2 - g.padL[0], vb);
-    const memory::desc dymd = blockedMd(g.y, vb), wmd = plainMd(g.w);
-    Scratch tdy, tw;
-    const float* dyp = dataOf(viewAs(dy, g.y, &dymd, tdy));
-    const float* wp = dataOf(viewAs(w, g.w, &wmd, tw));
-    Tensor* dx;
-    Napi::Value out = newTensor(info.Env(), blockedMd(g.x, vb), &dx);
-    winogradForward(wg, dyp, wp, true, dx->f());
-    return out;
-  }
-  const algorithm algo = algoFor(g);
-  auto p = cachedPrim("conv_bwd_data|" + g.key + "|" + std::to_string(int(algo)), [&] {
-    using B = dnnl::convolution_backward_data;
-    auto hint = fwdPd(g, false, algo);
-    B::desc d(algo, anyMd(g.x), anyMd(g.w), anyMd(g.y), g.stride, g.padL, g.padR);
-    B::primitive_desc pd(d, engine(), hint);
-    return Prim{B(pd), pd, hint};
-  });
-  const memory::desc dyMd = p->pd.diff_dst_desc(), wMd = p->pd.weights_desc();
-  Scratch tdy, tw;
-  std::unordered_map<int, memory> args{{DNNL_ARG_DIFF_DST, viewAs(dy, g.y, &dyMd, tdy)},
-                                       {DNNL_ARG_WEIGHTS, viewAs(w, g.w, &wMd, tw)}};
+  const Plan p = choosePlan(Pass::BwdData, g, false, dy, w, nullptr);
   Tensor* dx;
-  Napi::Value out = newTensor(info.Env(), p->pd.diff_src_desc(), &dx);
-  args[DNNL_ARG_DIFF_SRC] = memory(dx->md, engine(), dx->ptr);
-  execute(*p, args);
+  Napi::Value out = newTensor(info.Env(), p.outMd, &dx);
+  p.run(dy, w, nullptr, dx->ptr, nullptr);
   return out;
 }
 
@@ -240,34 +312,11 @@ Napi::Value conv2dBackwardWeights(const Napi::CallbackInfo& info) {
   const bool bias = boolArg(info, 6, "withBias");
   checkNumel(dy, g.y, "dy");
   checkNumel(x, g.x, "x");
-  if (const int64_t vb = winogradBlock(g)) return winoBackwardWeights(info.Env(), g, vb, dy, x, bias);
-  const algorithm algo = algoFor(g);
-  auto p = cachedPrim("conv_bwd_w|" + g.key + (bias ? "|bias|" : "|") + std::to_string(int(algo)), [&] {
-    using B = dnnl::convolution_backward_weights;
-    auto hint = fwdPd(g, bias, algo);
-    const B::desc d = bias ? B::desc(algo, anyMd(g.x), anyMd(g.w), plainMd({g.w[0]}), anyMd(g.y), g.stride, g.padL,
-                                     g.padR)
-                           : B::desc(algo, anyMd(g.x), anyMd(g.w), anyMd(g.y), g.stride, g.padL, g.padR);
-    B::primitive_desc pd(d, engine(), hint);
-    return Prim{B(pd), pd, hint};
-  });
-  const memory::desc srcMd = p->pd.src_desc(), dyMd = p->pd.diff_dst_desc(), dwMd = p->pd.diff_weights_desc();
-  Scratch tx, tdy, tdw;
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, viewAs(x, g.x, &srcMd, tx)},
-                                       {DNNL_ARG_DIFF_DST, viewAs(dy, g.y, &dyMd, tdy)}};
-  Tensor* dw;
-  Napi::Value dwOut = newTensor(info.Env(), plainMd(g.w), &dw);
-  const bool direct = dwMd == dw->md;
-  if (!direct) tdw = Scratch(dwMd.get_size());
-  args[DNNL_ARG_DIFF_WEIGHTS] = memory(dwMd, engine(), direct ? dw->ptr : tdw.get());
-  Napi::Value dbOut = info.Env().Null();
-  if (bias) {
-    Tensor* db;
-    dbOut = newTensor(info.Env(), plainMd({g.w[0]}), &db);
-    args[DNNL_ARG_DIFF_BIAS] = memory(db->md, engine(), db->ptr);
-  }
-  execute(*p, args);
-  if (!direct) reorder(dwMd, tdw.get(), dw->md, dw->ptr);
+  const Plan p = choosePlan(Pass::BwdWeights, g, bias, dy, x, nullptr);
+  Tensor *dw, *db = nullptr;
+  Napi::Value dwOut = newTensor(info.Env(), p.outMd, &dw);
+  Napi::Value dbOut = bias ? newTensor(info.Env(), plainMd({g.w[0]}), &db) : info.Env().Null();
+  p.run(dy, x, nullptr, dw->ptr, db ? db->ptr : nullptr);
   Napi::Array r = Napi::Array::New(info.Env(), 2);
   r.Set(uint32_t(0), dwOut);
   r.Set(uint32_t(1), dbOut);

@@ -13,7 +13,6 @@
  * Not here: computing keys and fingerprints or deciding when to use the cache (dataset.ts).
  */
 import { closeSync, fsyncSync, mkdirSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { IMAGE_BYTES } from './normalize';
@@ -22,10 +21,7 @@ import type { BadFile, CifarData, Split } from './types';
 const MAGIC = 'RNTSDATA';
 export const CACHE_FORMAT_VERSION = 2;
 
-/** $RESNET_CACHE_DIR, else ~/.cache/resnet-ts */
-export function defaultCacheDir(): string {
-  return process.env.RESNET_CACHE_DIR || join(homedir(), '.cache', 'resnet-ts');
-}
+export { defaultCacheDir } from '../util/paths';
 
 /** The cache file for a source and the decode options that change its content. */
 export function cacheFilePath(cacheDir: string, key: object): string {

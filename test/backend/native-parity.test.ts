@@ -15,7 +15,8 @@ import assert from 'node:assert/strict';
 import type { Backend, BatchNormParams, Conv2dParams, Pool2dParams, SgdParams, Shape, Storage } from '../../src/backend/backend';
 import { convOutputShape, numelOf, poolOutputShape } from '../../src/backend/backend';
 import {
-  createNativeBackend, nativeAvailable, nativeLayoutOf, nativeProfile, resetNativeProfile, setNativeProfiling,
+  type ConvPolicy, convChoices, createNativeBackend, nativeAvailable, nativeLayoutOf, nativeProfile, resetNativeProfile,
+  setConvPolicy, setNativeProfiling,
 } from '../../src/backend/native';
 import { createReferenceBackend } from '../../src/backend/reference';
 import { Rng } from '../../src/util/rng';
@@ -28,8 +29,8 @@ const SKIP = avail.ok || REQUIRED ? false : `native addon unavailable: ${avail.o
 // tolerances relative to the largest reference magnitude
 const TOL = {
   exact: 1e-6, // elementwise, pooling, reshapes: the same float32 operations
-  // sums of up to C·R·S (forward), K·R·S (backward data) or N·P·Q (backward weights) products; 3x3 stride-1
-  // layers use Winograd F(4x4,3x3), whose transforms cost a few more bits (measured <= 8e-6 at 64 channels)
+  // sums of up to C·R·S (forward), K·R·S (backward data) or N·P·Q (backward weights) products; the Winograd
+  // F(4x4,3x3) policies' transforms cost a few more bits (measured <= 8e-6 at 64 channels)
   conv: 2e-5,
   bn: 3e-5, // batch statistics over N·H·W, then a second reduction in backward
   linear: 2e-5,
@@ -60,6 +61,17 @@ function runOn(B: Backend, fn: (B: Backend, mk: Maker) => Out): Record<string, F
 let nativeB: Backend | undefined;
 const ref = createReferenceBackend();
 const native = (): Backend => (nativeB ??= createNativeBackend());
+
+/** Runs fn under a convolution policy, then restores the one in force before. */
+function withPolicy<T>(policy: ConvPolicy, fn: () => T): T {
+  const before = convChoices().policy as ConvPolicy;
+  setConvPolicy(policy);
+  try {
+    return fn();
+  } finally {
+    setConvPolicy(before);
+  }
+}
 
 /** Compares every output of `fn` on both backends within tol · max|reference|. */
 function parity(what: string, tol: number, fn: (B: Backend, mk: Maker) => Out): void {
@@ -102,45 +114,69 @@ describe('native backend parity with the reference', { skip: SKIP }, () => {
     { name: 'winograd 16->16 pad 2 on 6x6', x: [2, 16, 6, 6], w: [16, 16, 3, 3], p: conv(1, 2), bias: true },
     { name: 'winograd 64->64 on 16x16', x: [2, 64, 16, 16], w: [64, 64, 3, 3], p: conv(1, 1), bias: false },
   ];
-  for (const c of convCases) {
-    test(`conv2d forward/backward: ${c.name}`, () => {
-      const rng = new Rng(numelOf(c.x) + numelOf(c.w));
-      const x = rand(rng, c.x);
-      const w = rand(rng, c.w);
-      const b = rand(rng, [c.w[0]]);
-      const yShape = convOutputShape(c.x, c.w, c.p);
-      const dy = rand(rng, yShape);
-      parity(c.name, TOL.conv, (B, mk) => {
-        const y = B.conv2d(mk(x, c.x), c.x, mk(w, c.w), c.w, c.bias ? mk(b, [c.w[0]]) : null, c.p);
-        const dx = B.conv2dBackwardData(mk(dy, yShape), mk(w, c.w), c.x, c.w, c.p);
-        const g = B.conv2dBackwardWeights(mk(dy, yShape), mk(x, c.x), c.x, c.w, c.p, c.bias);
-        assert.equal(g.db === null, !c.bias);
-        const out: Out = { y: [y, yShape], dx: [dx, c.x], dw: [g.dw, c.w] };
-        if (g.db) out.db = [g.db, [c.w[0]]];
-        return out;
+  // every policy: each algorithm it can pick must be right on every case (where one does not apply to a shape,
+  // the policy runs oneDNN direct there)
+  const policies: ConvPolicy[] = ['deterministic', 'winograd', 'onednn-winograd', 'benchmark'];
+  for (const policy of policies) {
+    for (const c of convCases) {
+      test(`conv2d forward/backward (${policy}): ${c.name}`, () => {
+        const rng = new Rng(numelOf(c.x) + numelOf(c.w));
+        const x = rand(rng, c.x);
+        const w = rand(rng, c.w);
+        const b = rand(rng, [c.w[0]]);
+        const yShape = convOutputShape(c.x, c.w, c.p);
+        const dy = rand(rng, yShape);
+        withPolicy(policy, () => parity(c.name, TOL.conv, (B, mk) => {
+          const y = B.conv2d(mk(x, c.x), c.x, mk(w, c.w), c.w, c.bias ? mk(b, [c.w[0]]) : null, c.p);
+          const dx = B.conv2dBackwardData(mk(dy, yShape), mk(w, c.w), c.x, c.w, c.p);
+          const g = B.conv2dBackwardWeights(mk(dy, yShape), mk(x, c.x), c.x, c.w, c.p, c.bias);
+          assert.equal(g.db === null, !c.bias);
+          const out: Out = { y: [y, yShape], dx: [dx, c.x], dw: [g.dw, c.w] };
+          if (g.db) out.db = [g.db, [c.w[0]]];
+          return out;
+        }));
       });
-    });
+    }
   }
 
-  test('3x3 stride-1 layers with >= 16 channels run on the Winograd kernels (unless RESNET_CONV_ALGO says otherwise)', (t) => {
-    if ((process.env.RESNET_CONV_ALGO ?? 'winograd') !== 'winograd') {
-      t.skip(`RESNET_CONV_ALGO=${process.env.RESNET_CONV_ALGO}`);
-      return;
-    }
+  test('the winograd policy runs 3x3 stride-1 layers with >= 16 channels on our Winograd kernels', () => {
     const B = native();
     const xS = [1, 16, 8, 8], wS = [16, 16, 3, 3];
     setNativeProfiling(true);
     try {
-      resetNativeProfile();
-      const [x, w] = [B.fromArray(new Float32Array(numelOf(xS)).fill(1), xS), B.fromArray(new Float32Array(numelOf(wS)).fill(1), wS)];
-      const y = B.conv2d(x, xS, w, wS, null, conv(1, 1));
-      // every interior output sums 16 channels x 9 taps of ones
-      assert.equal(B.toArray(y, xS)[3 * 8 + 3], 144);
-      assert.equal(nativeProfile()['(winograd gemms)']?.calls, 1);
-      for (const s of [x, w, y]) B.dispose(s);
+      withPolicy('winograd', () => {
+        resetNativeProfile();
+        const [x, w] = [B.fromArray(new Float32Array(numelOf(xS)).fill(1), xS), B.fromArray(new Float32Array(numelOf(wS)).fill(1), wS)];
+        const y = B.conv2d(x, xS, w, wS, null, conv(1, 1));
+        // every interior output sums 16 channels x 9 taps of ones
+        assert.equal(B.toArray(y, xS)[3 * 8 + 3], 144);
+        assert.equal(nativeProfile()['(winograd gemms)']?.calls, 1);
+        for (const s of [x, w, y]) B.dispose(s);
+      });
     } finally {
       setNativeProfiling(process.env.RESNET_PROFILE === '1');
     }
+  });
+
+  test('the benchmark policy times every candidate on first use of a shape and keeps the fastest', () => {
+    const B = native();
+    // a shape no other test uses, so that this process measures it now
+    const xS = [3, 32, 12, 12], wS = [32, 32, 3, 3];
+    withPolicy('benchmark', () => {
+      const [x, w] = [B.fromArray(new Float32Array(numelOf(xS)).fill(0.5), xS), B.fromArray(new Float32Array(numelOf(wS)).fill(0.25), wS)];
+      const y = B.conv2d(x, xS, w, wS, null, conv(1, 1));
+      assert.equal(B.toArray(y, xS)[5 * 12 + 5], 32 * 9 * 0.125); // interior output: 32 channels x 9 taps
+      const key = 'fwd|[3,32,12,12][32,32,3,3][1,1][1,1]';
+      const choice = convChoices().choices.find((c) => c.key === key);
+      assert.ok(choice, `no choice recorded for ${key}`);
+      if (choice.measured) {
+        // oneDNN direct applies to every shape, ours to this one (3x3, stride 1, 32 channels)
+        assert.ok('direct' in choice.ms && 'winograd' in choice.ms, `candidates timed: ${Object.keys(choice.ms).join(', ')}`);
+        const fastest = Object.entries(choice.ms).sort((a, b) => a[1] - b[1])[0][0];
+        assert.equal(choice.algo, fastest);
+      } // else it came from the cache file of an earlier run on this machine (test/backend/conv-cache.test.ts)
+      for (const s of [x, w, y]) B.dispose(s);
+    });
   });
 
   const bnCases: Array<{ shape: Shape; name: string }> = [

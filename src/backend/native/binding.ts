@@ -35,6 +35,22 @@ export interface NativeMemoryStats {
   primitives: number;
 }
 
+/** One measured (or cached) choice of the convolution benchmark: pass|shapes|stride|padding[|bias] -> algorithm. */
+export interface NativeConvChoice {
+  key: string;
+  algo: string;
+  /** measured in this process (else read from the cache file) */
+  measured: boolean;
+  /** each candidate's best time in ms (empty when read from the cache file) */
+  ms: Record<string, number>;
+}
+
+export interface NativeConvChoices {
+  policy: string;
+  cacheFile: string | null;
+  choices: NativeConvChoice[];
+}
+
 export interface NativeAddon {
   fromArray(data: Float32Array, shape: Dims): Handle;
   zeros(shape: Dims): Handle;
@@ -88,6 +104,9 @@ export interface NativeAddon {
   crossEntropy(logits: Handle, shape: Dims, targets: Int32Array, labelSmoothing: number): [number, Handle];
   crossEntropyBackward(probs: Handle, shape: Dims, targets: Int32Array, labelSmoothing: number, gradOutput: number): Handle;
 
+  setConvPolicy(policy: string | null, cacheFile?: string | null): void;
+  convChoices(): NativeConvChoices;
+
   describe(): string;
   memoryStats(): NativeMemoryStats;
   trimMemory(): void;
@@ -106,6 +125,11 @@ function candidates(): string[] {
   if (fromEnv) return [path.resolve(fromEnv)];
   const rel = path.join('build', 'Release', 'resnet_native.node');
   return [path.resolve(__dirname, '..', '..', '..', rel), path.resolve(__dirname, '..', '..', '..', '..', rel)];
+}
+
+/** The addon file that would be loaded, or null when none is built (for tests that start it in a child process). */
+export function nativeAddonPath(): string | null {
+  return candidates().find((p) => fs.existsSync(p)) ?? null;
 }
 
 let loaded: { ok: true; addon: NativeAddon } | { ok: false; reason: string } | undefined;

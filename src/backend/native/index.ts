@@ -13,9 +13,52 @@ import type {
   Storage,
 } from '../backend';
 import { checkSgdParams, numelOf } from '../backend';
-import { type Handle, type NativeAddon, type NativeMemoryStats, loadAddon, tryLoadAddon } from './binding';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { defaultCacheDir } from '../../util/paths';
+import {
+  type Handle, type NativeAddon, type NativeConvChoices, type NativeMemoryStats, loadAddon, tryLoadAddon,
+} from './binding';
 
-export type { NativeMemoryStats } from './binding';
+export type { NativeConvChoice, NativeConvChoices, NativeMemoryStats } from './binding';
+
+/**
+ * How convolutions pick their algorithm (native/conv_select.h): `benchmark` (default) measures the candidates
+ * (oneDNN direct, oneDNN Winograd where the CPU has it, ours) on first use of each shape and keeps the fastest;
+ * `deterministic` runs oneDNN direct everywhere (fixed and the most accurate: what the golden tests use); the
+ * others force one algorithm where it applies. RESNET_CONV_ALGO sets it for a process.
+ */
+export const CONV_POLICIES = ['benchmark', 'deterministic', 'direct', 'auto', 'winograd', 'onednn-winograd'] as const;
+export type ConvPolicy = (typeof CONV_POLICIES)[number];
+
+/** Sets the convolution policy for later calls (choices already measured are kept). */
+export function setConvPolicy(policy: ConvPolicy): void {
+  if (!CONV_POLICIES.includes(policy)) {
+    throw new Error(`setConvPolicy: expected one of ${CONV_POLICIES.join(', ')}, received ${JSON.stringify(policy)}`);
+  }
+  loadAddon().setConvPolicy(policy);
+}
+
+/** The policy in force and every choice the benchmark policy has made (or read from its cache file). */
+export function convChoices(): NativeConvChoices {
+  return loadAddon().convChoices();
+}
+
+/**
+ * The benchmark's cache file: RESNET_CONV_CACHE (a path, or `off`), else conv-choices.tsv in the cache
+ * folder. Choices are reused only on the machine and configuration that measured them (the file's first line).
+ */
+function convCacheFile(): string | null {
+  const v = process.env.RESNET_CONV_CACHE;
+  if (v === 'off') return null;
+  const file = v || join(defaultCacheDir(), 'conv-choices.tsv');
+  try {
+    mkdirSync(join(file, '..'), { recursive: true });
+  } catch {
+    return null; // a cache: without a writable folder, choices are measured in every process
+  }
+  return file;
+}
 
 export const NATIVE_NAME = 'native';
 
@@ -262,6 +305,7 @@ function otherKernels(A: NativeAddon): Pick<
 /** The native backend; throws (saying what to install) when the addon cannot be loaded. */
 export function createNativeBackend(): Backend {
   const A = loadAddon();
+  A.setConvPolicy(null, convCacheFile());
   return {
     name: NATIVE_NAME,
     describe: () => `native: ${A.describe()}`,

@@ -1,0 +1,188 @@
+// native/conv_select.cc: the convolution algorithm policy, the benchmark choices and their cache file.
+//
+// What it is: see conv_select.h. Choices are keyed by pass, shapes, stride, padding and bias (conv.cc builds
+// the key), so a new batch size is measured anew. The cache file holds one "key<TAB>algorithm" line per choice
+// under a first line naming the machine (CPU model, oneDNN version and ISA, our kernels' ISA, threads): a
+// file made on another machine or configuration is ignored, so a choice is only reused where it was measured.
+// Reusing it matters beyond start-up time: candidates sum in different orders, and a run resumed in a new
+// process must pick the same kernels as the interrupted one to continue bit for bit.
+// What it is not: the measurement of whole steps (src/bench) or any kernel.
+// References: oneDNN 2.6 dnnl.hpp (dnnl_version, get_effective_cpu_isa); cuDNN's benchmark mode
+// (torch.backends.cudnn.benchmark) for the idea of measuring on first use.
+#include "conv_select.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <stdexcept>
+
+#include "winograd.h"
+
+namespace rn {
+
+namespace {
+const char* const kPolicies[] = {"benchmark", "deterministic", "direct", "auto", "winograd", "onednn-winograd"};
+
+std::string checkedPolicy(const std::string& p, const char* source) {
+  for (const char* k : kPolicies)
+    if (p == k) return p;
+  throw std::invalid_argument(std::string(source) + ": expected benchmark, deterministic, direct, auto, winograd or " +
+                              "onednn-winograd, received \"" + p + "\"");
+}
+
+std::string& policyRef() {
+  static std::string p = [] {
+    const char* v = std::getenv("RESNET_CONV_ALGO");
+    return checkedPolicy(v && *v ? v : "benchmark", "RESNET_CONV_ALGO");
+  }();
+  return p;
+}
+
+struct Choice {
+  ConvAlgo algo;
+  bool measured;  // here, in this process (else read from the cache file)
+  std::vector<std::pair<ConvAlgo, double>> ms;
+};
+
+std::map<std::string, Choice>& choices() {
+  static std::map<std::string, Choice> c;
+  return c;
+}
+
+std::string& cacheFile() {
+  static std::string f;
+  return f;
+}
+
+std::string cpuModel() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+  return "unknown CPU";
+}
+
+std::string machineLine() { return "# " + cpuModel() + " | " + engineSummary() + " | our kernels " + kernelIsa(); }
+
+bool algoByName(const std::string& n, ConvAlgo* out) {
+  for (ConvAlgo a : {ConvAlgo::Direct, ConvAlgo::Auto, ConvAlgo::OnednnWinograd, ConvAlgo::Ours})
+    if (n == convAlgoName(a)) return *out = a, true;
+  return false;
+}
+
+void loadCache(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  if (!in || !std::getline(in, line) || line != machineLine()) return;  // absent, or made elsewhere
+  while (std::getline(in, line)) {
+    const size_t tab = line.find('\t');
+    ConvAlgo a;
+    if (tab == std::string::npos || !algoByName(line.substr(tab + 1), &a)) continue;
+    choices().emplace(line.substr(0, tab), Choice{a, false, {}});
+  }
+}
+
+/** Rewrites the cache file atomically (a temporary file renamed over it); a cache, so failures are ignored. */
+void saveCache() {
+  const std::string& path = cacheFile();
+  if (path.empty()) return;
+  const std::string tmp = path + ".tmp-" + std::to_string(getpid());
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    if (!out) return;
+    out << machineLine() << "\n";
+    for (const auto& [k, c] : choices()) out << k << "\t" << convAlgoName(c.algo) << "\n";
+    if (!out.flush()) {
+      std::remove(tmp.c_str());
+      return;
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) std::remove(tmp.c_str());
+}
+}  // namespace
+
+const char* convAlgoName(ConvAlgo a) {
+  switch (a) {
+    case ConvAlgo::Direct: return "direct";
+    case ConvAlgo::Auto: return "auto";
+    case ConvAlgo::OnednnWinograd: return "onednn-winograd";
+    case ConvAlgo::Ours: return "winograd";
+  }
+  return "?";
+}
+
+const std::string& convPolicy() { return policyRef(); }
+
+bool fixedConvAlgo(ConvAlgo* out) {
+  const std::string& p = policyRef();
+  if (p == "benchmark") return false;
+  if (p == "deterministic") return *out = ConvAlgo::Direct, true;
+  return algoByName(p, out);
+}
+
+bool rememberedConvChoice(const std::string& key, ConvAlgo* out) {
+  auto it = choices().find(key);
+  if (it == choices().end()) return false;
+  *out = it->second.algo;
+  return true;
+}
+
+void rememberConvChoice(const std::string& key, ConvAlgo algo, const std::vector<std::pair<ConvAlgo, double>>& ms) {
+  choices()[key] = Choice{algo, true, ms};
+  saveCache();
+}
+
+double timeConvCandidate(const std::function<void()>& f) {
+  f();
+  double best = 1e300;
+  for (int i = 0; i < 2; i++) {
+    const auto t0 = std::chrono::steady_clock::now();
+    f();
+    best = std::min(best, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return best;
+}
+
+// setConvPolicy(policy | null, cacheFile | null | undefined): the policy for later convolutions (null: keep);
+// a cache file to read choices from and write new ones to (null: none; undefined: keep). Choices already made
+// stay remembered.
+Napi::Value setConvPolicy(const Napi::CallbackInfo& info) {
+  if (info[0].IsString()) policyRef() = checkedPolicy(info[0].As<Napi::String>().Utf8Value(), "setConvPolicy");
+  else if (!info[0].IsNull() && !info[0].IsUndefined()) throw std::invalid_argument("expected policy to be a string");
+  if (info.Length() > 1 && info[1].IsString()) {
+    cacheFile() = info[1].As<Napi::String>().Utf8Value();
+    loadCache(cacheFile());
+  } else if (info.Length() > 1 && info[1].IsNull()) {
+    cacheFile().clear();
+  }
+  return info.Env().Undefined();
+}
+
+// convChoices() -> { policy, cacheFile, choices: [{ key, algo, measured, ms: { algo: ms } }] }
+Napi::Value convChoices(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object r = Napi::Object::New(env);
+  r.Set("policy", policyRef());
+  r.Set("cacheFile", cacheFile().empty() ? env.Null() : Napi::String::New(env, cacheFile()));
+  Napi::Array list = Napi::Array::New(env);
+  uint32_t i = 0;
+  for (const auto& [k, c] : choices()) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("key", k);
+    o.Set("algo", convAlgoName(c.algo));
+    o.Set("measured", c.measured);
+    Napi::Object ms = Napi::Object::New(env);
+    for (const auto& [a, t] : c.ms) ms.Set(convAlgoName(a), t);
+    o.Set("ms", ms);
+    list.Set(i++, o);
+  }
+  r.Set("choices", list);
+  return r;
+}
+
+}  // namespace rn

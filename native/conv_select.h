@@ -1,0 +1,42 @@
+// native/conv_select.h: which algorithm runs each convolution (conv.cc asks, conv_select.cc decides).
+//
+// What it is: the policy (RESNET_CONV_ALGO or setConvPolicy), the per-shape choices of the benchmark policy
+// (measured on first use, as cuDNN's benchmark mode does, and kept in memory and in an optional cache file), and
+// the timer used to measure. What it is not: the algorithms themselves (conv.cc, winograd.cc).
+#pragma once
+
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "context.h"
+
+namespace rn {
+
+/** The algorithms a convolution can run with. Auto is oneDNN's own choice (convolution_auto). */
+enum class ConvAlgo { Direct, Auto, OnednnWinograd, Ours };
+const char* convAlgoName(ConvAlgo a);
+
+/**
+ * The policy in force: "benchmark" (default: the fastest measured candidate per shape and pass),
+ * "deterministic" (oneDNN direct everywhere: fixed, independent of timing, and the most accurate), or one
+ * algorithm forced where it applies: "direct", "auto", "winograd" (ours), "onednn-winograd".
+ */
+const std::string& convPolicy();
+/** The algorithm a fixed policy asks for; false under "benchmark". */
+bool fixedConvAlgo(ConvAlgo* out);
+
+/** The choice remembered for `key` (measured in this process or read from the cache file). */
+bool rememberedConvChoice(const std::string& key, ConvAlgo* out);
+/** Records a measured choice with each candidate's time, and rewrites the cache file if one is set. */
+void rememberConvChoice(const std::string& key, ConvAlgo algo, const std::vector<std::pair<ConvAlgo, double>>& ms);
+
+/** The best of a few runs of f, in ms, after one untimed run (first touches, JIT warm-up). */
+double timeConvCandidate(const std::function<void()>& f);
+
+// exports: setConvPolicy(policy, cacheFile | null), convChoices() -> { policy, cacheFile, choices: [...] }
+Napi::Value setConvPolicy(const Napi::CallbackInfo& info);
+Napi::Value convChoices(const Napi::CallbackInfo& info);
+
+}  // namespace rn
