@@ -99,3 +99,14 @@ test('SIGTERM: 143 and a clean checkpoint', async () => {
   assert.deepEqual(saved.warnings, []);
   assert.ok(saved.checkpoint.step >= 3, `saved at step ${saved.checkpoint.step}`);
 });
+
+test('the same command again without --resume: exit 1, a message offering --resume, --out and --force; nothing touched', async () => {
+  const run = path.join(root, 'sigterm'); // left by the SIGTERM test: a mid-run checkpoint
+  const before = fs.readdirSync(checkpointsDir(run)).sort().map((n) => [n, fs.readFileSync(path.join(checkpointsDir(run), n))]);
+  const again = startCli(['train', '--data', data, '--out', run, ...TINY_FLAGS], env);
+  const { code } = await again.exited;
+  assert.equal(code, 1, again.stderr());
+  assert.match(again.stderr(), /^resnet: train: .*sigterm already holds a run \(checkpoints\/epoch-000\d\.ckpt.*\)\. To continue it, add --resume; to keep it and train anew, choose another --out; to start over here, add --force /);
+  assert.equal(again.stdout(), '');
+  assert.deepEqual(fs.readdirSync(checkpointsDir(run)).sort().map((n) => [n, fs.readFileSync(path.join(checkpointsDir(run), n))]), before);
+});
