@@ -11,6 +11,7 @@
 import { DecodeOptions, preprocessForModel } from '../data';
 import { loadWeights } from '../interop/weights';
 import { resnet18 } from '../models/resnet';
+import { describeLoad } from '../nn/module';
 import { Tensor, noGrad, tidy } from '../tensor';
 import { useBackend } from '../backend';
 import { ClassName, classNames } from './classes';
@@ -58,13 +59,17 @@ export async function loadClassifier(weights: string, opts: LoadClassifierOption
     const keys = [...loaded.stateDict.keys()];
     const shown = keys.slice(0, 5).join(', ') + (keys.length > 5 ? `, ... (${keys.length} keys)` : '');
     throw new Error(
-      `loadClassifier ${weights}: expected a ResNet-18 state dict with fc.weight of shape [classes, 512], ` +
+      `--weights ${weights}: expected a ResNet-18 state dict with fc.weight of shape [classes, 512], ` +
         `received ${fc ? `fc.weight of shape [${fc.shape.join(',')}]` : `keys ${shown || '(none)'}`}`,
     );
   }
   const numClasses = fc.shape[0];
   const model = resnet18({ numClasses });
-  model.loadStateDict(loaded.stateDict, { strict: true });
+  const fit = model.loadStateDict(loaded.stateDict, { strict: false });
+  if (fit.missing.length || fit.unexpected.length || fit.mismatched.length) {
+    model.dispose();
+    throw new Error(`--weights ${weights} does not fit ResNet-18: ${describeLoad(fit)}`);
+  }
   model.eval();
 
   const info: ModelInfo = {

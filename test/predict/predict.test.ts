@@ -14,6 +14,8 @@ import { runPredict, PredictOptions } from '../../src/cli/commands/predict';
 import { expandInputs, formatResultText } from '../../src/predict/predict';
 import { CIFAR10_CLASSES, CIFAR10_CLASSES_ZH } from '../../src/predict/classes';
 import { PROMPT_ZH, unquotePath } from '../../src/predict/interactive';
+import { writeSafetensorsFile } from '../../src/interop/safetensors';
+import { resnet18 } from '../../src/models/resnet';
 import { ImageSet, tempDir, writeImages, writeTestWeights } from './fixtures';
 
 const ROOT = REPO_ROOT;
@@ -104,6 +106,19 @@ describe('weights that cannot be loaded', () => {
     assert.equal(r.code, 1);
     assert.deepEqual(JSON.parse(r.out), { weights: missing(), error: message() });
     assert.equal(r.err, `resnet predict: ${message()}\n`);
+  });
+
+  test('weights of another width: one line with the first 5 mis-shaped keys and a count, no internal names', async () => {
+    const wide = path.join(dir, 'width8.safetensors');
+    const m = resnet18({ seed: 1, baseWidth: 8 });
+    writeSafetensorsFile(wide, m.stateDict());
+    m.dispose();
+    const r = await predict([images.good.png], { json: true, weights: wide });
+    assert.equal(r.code, 1);
+    const { error } = JSON.parse(r.out) as { error: string };
+    assert.match(error, new RegExp(`^--weights ${wide} does not fit ResNet-18: mis-shaped keys: conv1\\.0\\.weight: expected \\[64,3,3,3\\], ` +
+      'received \\[8,3,3,3\\]; conv1\\.1\\.weight: expected \\[64\\], received \\[8\\]; (.*?; ){3}and \\d+ more \\(\\d+ in all\\)$'));
+    assert.equal(r.err.split('\n').length, 2, r.err);
   });
 
   test('text: the message on stderr, nothing on stdout, exit 1', async () => {
