@@ -8,6 +8,8 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { writeSafetensorsFile } from '../../src/interop/safetensors';
+import { resnet18 } from '../../src/models/resnet';
 import { readMetrics } from '../../src/train/metrics';
 import { removeDir, tempDir } from '../data/make';
 import { startCli, type CliChild } from '../train/trainer-fixtures/child';
@@ -121,6 +123,16 @@ test('--data defaults as for train: ./data when present, else the cifar10 downlo
   const d = await finished(startCli(['eval', '--weights', run, '--json'], offline, without));
   assert.equal(d.code, 1);
   assert.match(d.err, /^resnet: cifar10: cannot download http:\/\/127\.0\.0\.1:9\/cifar-10-binary\.tar\.gz \(.*\); download .* by hand/m);
+});
+
+test('weights missing a key: one line naming it, without an internal function name', async () => {
+  const sd = resnet18({ numClasses: 3, baseWidth: 4 }).stateDict();
+  sd.delete('layer1.0.left.0.weight');
+  const partial = path.join(root, 'partial.safetensors');
+  writeSafetensorsFile(partial, sd);
+  const r = await finished(startCli(['eval', '--weights', partial, '--data', data], env));
+  assert.equal(r.code, 1);
+  assert.equal(r.err, `resnet: eval: --weights ${partial} does not fit ResNet-18: missing keys: layer1.0.left.0.weight\n`);
 });
 
 test('a wrong --weights path is one clear line and exit code 1', async () => {

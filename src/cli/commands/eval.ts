@@ -11,6 +11,7 @@ import { Loader } from '../../data/loader';
 import { openDataset } from '../../data';
 import { loadWeights } from '../../interop/weights';
 import { resnet18 } from '../../models/resnet';
+import { describeLoad } from '../../nn/module';
 import { evaluate, formatConfusion } from '../../train/evaluate';
 
 export function registerEval(program: Command): void {
@@ -35,7 +36,10 @@ export function registerEval(program: Command): void {
       const fc = w.stateDict.get('fc.weight');
       const conv = w.stateDict.get('conv1.0.weight');
       const model = resnet18({ numClasses: fc ? fc.shape[0] : data.classes.length, baseWidth: conv ? conv.shape[0] : 64, backend });
-      model.loadStateDict(w.stateDict);
+      const fit = model.loadStateDict(w.stateDict, { strict: false });
+      if (fit.missing.length || fit.unexpected.length || fit.mismatched.length) {
+        throw new Error(`eval: --weights ${w.path} does not fit ResNet-18: ${describeLoad(fit)}`);
+      }
       if (fc && fc.shape[0] !== data.classes.length) {
         throw new Error(`eval: the weights have ${fc.shape[0]} classes, the dataset ${data.classes.length}`);
       }
