@@ -41,7 +41,8 @@ export interface TrainOptions {
   backend: Backend;
   /** continue the run in `out` (or from this run folder / checkpoint) */
   resume?: boolean | string;
-  /** resume even when the config or dataset differs */
+  /** with resume: resume even when the config or dataset differs; without: start over in a folder holding a run,
+   * moving the old run into out/previous-N (run-folder.ts) */
   force?: boolean;
   /** start from these weights (any format loadWeights reads) */
   weights?: string;
