@@ -158,8 +158,9 @@ async function run(
   if (state.epoch >= cfg.epochs) {
     // nothing to train: no resume record, no event file, and no "epochs 5..4"
     await release();
-    log(`${opts.out} is already finished: ${state.epoch} epochs trained (--epochs ${cfg.epochs}), best accuracy ` +
-      `${(100 * state.bestAcc).toFixed(2)}%; nothing to do (to train longer, resume with --epochs above ${state.epoch})`);
+    const best = state.bestAcc >= 0 ? `best accuracy ${(100 * state.bestAcc).toFixed(2)}%` : 'no best accuracy';
+    log(`${opts.out} is already finished: ${state.epoch} epochs trained (--epochs ${cfg.epochs}), ${best}; nothing to do ` +
+      `(to train longer, resume with --epochs above ${state.epoch})`);
     return { status: 'completed', exitCode: 0, epochsDone: state.epoch, step: state.step, bestAcc: state.bestAcc, history };
   }
 
