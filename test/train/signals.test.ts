@@ -4,9 +4,10 @@
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
-import { installStopSignals } from '../../src/train/signals';
+import { installStopSignals, throughPollPhase } from '../../src/train/signals';
 
 interface Run {
   code: number | null;
@@ -105,4 +106,30 @@ describe('in process', () => {
     }
     assert.equal(process.listenerCount('SIGINT'), sigintBefore - 1);
   });
+});
+
+describe('throughPollPhase', () => {
+  // An I/O callback runs in the event loop's poll phase; one setImmediate from there runs before the next poll, so a
+  // signal that arrived during synchronous work after it was not seen yet (issue 16 item 7: one more training step).
+  for (const [what, start] of [
+    ['from the poll phase (an I/O callback)', (go: () => void) => fs.stat(__filename, go)],
+    ['from the check phase (an immediate)', (go: () => void) => setImmediate(go)],
+  ] as const) {
+    test(`a real signal that arrived during synchronous work resumed ${what} is seen after it`, async () => {
+      const stop = installStopSignals(() => undefined, { log: () => undefined });
+      try {
+        const seen = await new Promise<boolean>((resolve) => {
+          start(() => {
+            process.kill(process.pid, 'SIGTERM');
+            const until = Date.now() + 30;
+            while (Date.now() < until); // the step: synchronous work while the signal is pending
+            void throughPollPhase().then(() => resolve(stop.stopRequested()));
+          });
+        });
+        assert.equal(seen, true);
+      } finally {
+        stop.dispose();
+      }
+    });
+  }
 });
