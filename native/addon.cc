@@ -7,6 +7,7 @@
 #include "context.h"
 #include "conv_select.h"
 #include "ops.h"
+#include "precision.h"
 
 namespace {
 
@@ -48,6 +49,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   // convolution algorithm policy and the benchmark's choices
   exportKernel(env, exports, "setConvPolicy", rn::setConvPolicy, false);
   exportKernel(env, exports, "convChoices", rn::convChoices, false);
+  // fp32 / bf16 mixed precision
+  exportKernel(env, exports, "setPrecision", rn::setPrecision, false);
+  exportKernel(env, exports, "precisionInfo", rn::precisionInfo, false);
   // introspection
   exportKernel(env, exports, "describe", rn::describe, false);
   exportKernel(env, exports, "memoryStats", rn::memoryStats, false);

@@ -5,6 +5,7 @@
 // References: oneDNN 2.6 dnnl.hpp (engine, stream, reorder::primitive_desc, dnnl_version,
 // get_effective_cpu_isa); node-addon-api napi.h (Function::New with data, Error).
 #include "context.h"
+#include "precision.h"
 #include "winograd.h"
 
 #include <omp.h>
@@ -287,7 +288,8 @@ std::string engineSummary() {
 }
 
 Napi::Value describe(const Napi::CallbackInfo& info) {
-  return Napi::String::New(info.Env(), engineSummary() + ", our kernels " + kernelIsa() + ", float32");
+  return Napi::String::New(info.Env(), engineSummary() + ", our kernels " + kernelIsa() + ", " +
+                                           (bf16Compute() ? "bf16 mixed precision" : "float32"));
 }
 
 }  // namespace rn

@@ -21,6 +21,7 @@
 
 #include "context.h"
 #include "conv_select.h"
+#include "precision.h"
 #include "ops.h"
 #include "winograd.h"
 
@@ -32,10 +33,13 @@ using dnnl::prop_kind;
 
 struct ConvGeom {
   Dims x, w, y, stride, padL, padR;
+  memory::data_type dt;  // of inputs and weights (bf16 under mixed precision); outputs and gradients are f32
   std::string key;
 };
 
-memory::desc anyMd(const Dims& d) { return memory::desc(d, memory::data_type::f32, memory::format_tag::any); }
+memory::desc anyMd(const Dims& d, memory::data_type dt = memory::data_type::f32) {
+  return memory::desc(d, dt, memory::format_tag::any);
+}
 
 ConvGeom convGeom(const Dims& x, const Dims& w, const Dims& stride, const Dims& pad) {
   if (x.size() != 4) throw std::invalid_argument("expected x of rank 4 [N,C,H,W], received " + dimsStr(x));
@@ -48,19 +52,19 @@ ConvGeom convGeom(const Dims& x, const Dims& w, const Dims& stride, const Dims& 
   const int64_t Q = (x[3] + 2 * pad[1] - w[3]) / stride[1] + 1;
   if (x[2] + 2 * pad[0] < w[2] || x[3] + 2 * pad[1] < w[3])
     throw std::invalid_argument("expected a kernel " + dimsStr(w) + " no larger than the padded input " + dimsStr(x));
-  ConvGeom g{x, w, {x[0], w[0], P, Q}, stride, pad, pad, ""};
+  ConvGeom g{x, w, {x[0], w[0], P, Q}, stride, pad, pad, computeDt(), ""};
   // oneDNN checks (H + padL + padR - R) / stride + 1 == P with integer division: symmetric padding satisfies it
   // exactly when PyTorch's floor formula does, and rows past the last window are simply never read.
-  g.key = dimsStr(x) + dimsStr(w) + dimsStr(stride) + dimsStr(pad);
+  g.key = dimsStr(x) + dimsStr(w) + dimsStr(stride) + dimsStr(pad) + (bf16Compute() ? "|bf16" : "");
   return g;
 }
 
 dnnl::convolution_forward::primitive_desc fwdPd(const ConvGeom& g, bool bias, algorithm algo) {
   using F = dnnl::convolution_forward;
-  const F::desc d = bias ? F::desc(prop_kind::forward_training, algo, anyMd(g.x), anyMd(g.w), plainMd({g.w[0]}),
-                                   anyMd(g.y), g.stride, g.padL, g.padR)
-                         : F::desc(prop_kind::forward_training, algo, anyMd(g.x), anyMd(g.w), anyMd(g.y), g.stride,
-                                   g.padL, g.padR);
+  const F::desc d = bias ? F::desc(prop_kind::forward_training, algo, anyMd(g.x, g.dt), anyMd(g.w, g.dt),
+                                   plainMd({g.w[0]}), anyMd(g.y), g.stride, g.padL, g.padR)
+                         : F::desc(prop_kind::forward_training, algo, anyMd(g.x, g.dt), anyMd(g.w, g.dt), anyMd(g.y),
+                                   g.stride, g.padL, g.padR);
   return F::primitive_desc(d, engine());
 }
 
@@ -127,6 +131,7 @@ struct Plan {
 
 /** The channel block of our Winograd for this layer, 0 where it does not apply (shape, or a plain layout). */
 int64_t oursBlock(const ConvGeom& g) {
+  if (g.dt != memory::data_type::f32) return 0;  // ours computes in fp32 only
   const bool shape = g.w[2] == 3 && g.w[3] == 3 && g.stride[0] == 1 && g.stride[1] == 1 && g.padL[0] == g.padL[1] &&
                      g.padL[0] <= 2 && g.x[1] >= 16 && g.w[0] >= 16;
   return shape ? preferredBlock(g) : 0;
@@ -183,7 +188,7 @@ Plan onednnBwdData(const ConvGeom& g, ConvAlgo a) {
   auto p = cachedPrim("conv_bwd_data|" + g.key + "|" + convAlgoName(a), [&] {
     using B = dnnl::convolution_backward_data;
     auto hint = fwdPd(g, false, dnnlAlgo(a));
-    B::desc d(dnnlAlgo(a), anyMd(g.x), anyMd(g.w), anyMd(g.y), g.stride, g.padL, g.padR);
+    B::desc d(dnnlAlgo(a), anyMd(g.x), anyMd(g.w, g.dt), anyMd(g.y, g.dt), g.stride, g.padL, g.padR);
     B::primitive_desc pd(d, engine(), hint);
     return Prim{B(pd), pd, hint};
   });
@@ -200,9 +205,10 @@ Plan onednnBwdWeights(const ConvGeom& g, bool bias, ConvAlgo a) {
   auto p = cachedPrim("conv_bwd_w|" + g.key + (bias ? "|bias|" : "|") + convAlgoName(a), [&] {
     using B = dnnl::convolution_backward_weights;
     auto hint = fwdPd(g, bias, dnnlAlgo(a));
-    const B::desc d = bias ? B::desc(dnnlAlgo(a), anyMd(g.x), anyMd(g.w), plainMd({g.w[0]}), anyMd(g.y), g.stride,
-                                     g.padL, g.padR)
-                           : B::desc(dnnlAlgo(a), anyMd(g.x), anyMd(g.w), anyMd(g.y), g.stride, g.padL, g.padR);
+    const B::desc d = bias ? B::desc(dnnlAlgo(a), anyMd(g.x, g.dt), anyMd(g.w), plainMd({g.w[0]}), anyMd(g.y, g.dt),
+                                     g.stride, g.padL, g.padR)
+                           : B::desc(dnnlAlgo(a), anyMd(g.x, g.dt), anyMd(g.w), anyMd(g.y, g.dt), g.stride, g.padL,
+                                     g.padR);
     B::primitive_desc pd(d, engine(), hint);
     return Prim{B(pd), pd, hint};
   });

@@ -10,6 +10,7 @@
 
 #include "context.h"
 #include "ops.h"
+#include "precision.h"
 
 namespace rn {
 
@@ -30,9 +31,32 @@ LinGeom linGeom(const Dims& x, const Dims& w) {
 
 memory::desc strided(const Dims& d, const Dims& strides) { return memory::desc(d, memory::data_type::f32, strides); }
 
-/** dst = src·wei (+ bias) through a cached matmul primitive for these descriptors. */
-void matmul(const memory::desc& s, const void* sp, const memory::desc& w, const void* wp, const memory::desc* b,
-            const void* bp, const memory::desc& d, void* dp) {
+/** md with another data type, same dims and strides. */
+memory::desc withDt(const memory::desc& md, dnnl_data_type_t dt) {
+  dnnl_memory_desc_t c = md.data;
+  c.data_type = dt;
+  return memory::desc(c);
+}
+
+/** An f32 operand as the compute precision reads it: itself, or under bf16 a bf16 copy in tmp (same strides). */
+const void* asCompute(memory::desc& md, const void* p, Scratch& tmp) {
+  if (!bf16Compute()) return p;
+  const memory::desc bf = withDt(md, dnnl_bf16);
+  tmp = Scratch(bf.get_size());
+  reorder(md, const_cast<void*>(p), bf, tmp.get());
+  md = bf;
+  return tmp.get();
+}
+
+/**
+ * dst = src·wei (+ bias) through a cached matmul primitive for these descriptors; src and wei are read in the
+ * compute precision (bf16 under mixed precision), bias and dst stay f32.
+ */
+void matmul(memory::desc s, const void* sp, memory::desc w, const void* wp, const memory::desc* b, const void* bp,
+            const memory::desc& d, void* dp) {
+  Scratch ts, tw;
+  sp = asCompute(s, sp, ts);
+  wp = asCompute(w, wp, tw);
   const std::string key = "matmul|" + mdKey(s) + "|" + mdKey(w) + "|" + (b ? mdKey(*b) : "-") + "|" + mdKey(d);
   auto p = cachedPrim(key, [&] {
     const dnnl::matmul::desc desc = b ? dnnl::matmul::desc(s, w, *b, d) : dnnl::matmul::desc(s, w, d);

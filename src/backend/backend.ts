@@ -64,10 +64,24 @@ export interface SgdParams {
   readonly nesterov: boolean;
 }
 
+/**
+ * The precision of convolutions and linear layers: fp32, or bf16 mixed precision with PyTorch CPU autocast's
+ * semantics (bf16 inputs and weights, fp32 accumulation and outputs; everything else fp32). `auto` resolves to
+ * bf16 where the backend can run it natively, fp32 elsewhere (`resolvePrecision` in ./precision.ts).
+ */
+export type Precision = 'fp32' | 'bf16';
+
 export interface Backend {
   readonly name: 'reference' | 'native';
   /** human-readable details: library versions, threads, ISA */
   describe(): string;
+  /** The instruction sets its kernels run with here (e.g. "oneDNN avx512_core_bf16, ours avx512"). */
+  isa(): string;
+  /** Why bf16 cannot run on this backend here (names the missing instructions), or null when it can. */
+  bf16Unavailable(): string | null;
+  /** Sets the precision of later convolutions and linear layers; throws when bf16 is unavailable. */
+  setPrecision(p: Precision): void;
+  precision(): Precision;
 
   // ---- memory ----
   /** Copies plain row-major data into a new storage. */

@@ -4,7 +4,8 @@
  * Random inputs: the figure is the engine's, not the data pipeline's. With RESNET_PROFILE=1 on the native backend it
  * also reports where a training step's time goes, per kernel.
  */
-import type { Backend } from '../backend/backend';
+import type { Backend, Precision } from '../backend/backend';
+import { cpuModel } from '../util/cpu';
 import { resnet18 } from '../models/resnet';
 import { SGD } from '../nn/optim';
 import { Tensor, crossEntropy, noGrad, tidy } from '../tensor';
@@ -25,6 +26,12 @@ export interface BenchOptions {
 export interface BenchResult {
   backend: string;
   backend_detail: string;
+  /** the precision of convolutions and linear layers (bf16: mixed precision, see backend.ts) */
+  precision: Precision;
+  /** the instruction sets the kernels ran with */
+  isa: string;
+  /** the CPU's model name */
+  cpu: string;
   batch: number;
   train_img_s: number;
   train_step_ms: number;
@@ -33,6 +40,8 @@ export interface BenchResult {
   peak_rss_mb: number;
   steps: number;
   profile?: Record<string, { calls: number; ms: number; share: number }>;
+  /** with the profile: the algorithm each convolution (pass|shapes|stride|padding) runs with, and the times measured */
+  conv_choices?: Array<{ key: string; algo: string; ms: Record<string, number> }>;
 }
 
 function randomBatch(n: number, rng: Rng): { x: Float32Array; y: Int32Array } {
@@ -47,10 +56,20 @@ function median(v: number[]): number {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
-function nativeProfiler(be: Backend): { reset(): void; read(): Record<string, { calls: number; ms: number }> } | null {
+interface Profiler {
+  reset(): void;
+  read(): Record<string, { calls: number; ms: number }>;
+  convChoices(): NonNullable<BenchResult['conv_choices']>;
+}
+
+function nativeProfiler(be: Backend): Profiler | null {
   if (be.name !== 'native' || process.env.RESNET_PROFILE !== '1') return null;
   const native = require('../backend/native') as typeof import('../backend/native');
-  return { reset: native.resetNativeProfile, read: native.nativeProfile };
+  return {
+    reset: native.resetNativeProfile,
+    read: native.nativeProfile,
+    convChoices: () => native.convChoices().choices.map(({ key, algo, ms }) => ({ key, algo, ms })),
+  };
 }
 
 export function runBench(opts: BenchOptions): BenchResult {
@@ -111,6 +130,9 @@ export function runBench(opts: BenchOptions): BenchResult {
   return {
     backend: be.name,
     backend_detail: be.describe(),
+    precision: be.precision(),
+    isa: be.isa(),
+    cpu: cpuModel(),
     batch: B,
     train_img_s: (B * 1000) / stepMs,
     train_step_ms: stepMs,
@@ -119,6 +141,9 @@ export function runBench(opts: BenchOptions): BenchResult {
     peak_rss_mb: process.resourceUsage().maxRSS / 1024,
     steps,
     profile,
+    // this run's convolutions: its batch sizes (B and 1) at its precision (bf16 keys end in |bf16)
+    conv_choices: prof?.convChoices().filter((c) => /^\w+\|\[(\d+),/.exec(c.key)?.[1] === String(B) &&
+      c.key.endsWith('|bf16') === (be.precision() === 'bf16')),
   };
 }
 

@@ -56,7 +56,8 @@ describe('the addon on every CPU', { skip: SKIP }, () => {
   for (const f of forced) {
     test(`the parity suite passes with the dispatch forced down to ${f.name}`, { skip: f.needs && !cpuFlags.has(f.needs) ? `this CPU has no ${f.needs}` : false }, () => {
       // NODE_TEST_CONTEXT would make the child report to this runner in its private format instead of TAP
-      const { NODE_TEST_CONTEXT: _, ...env } = { ...process.env, ...f.env, RESNET_CONV_CACHE: 'off' };
+      const env: NodeJS.ProcessEnv = { ...process.env, ...f.env, RESNET_CONV_CACHE: 'off' };
+      delete env.NODE_TEST_CONTEXT;
       const r = spawnSync(process.execPath, [...process.execArgv, '--test', '--test-reporter=tap', parityFile], {
         env, encoding: 'utf8', timeout: 600_000,
       });
@@ -65,6 +66,15 @@ describe('the addon on every CPU', { skip: SKIP }, () => {
       assert.match(r.stdout, /^# pass [1-9]\d+$/m);
     });
   }
+
+  test('bf16 is refused, naming the instructions, where oneDNN has no native bf16 (here: limited to AVX2)', () => {
+    const r = inChild(`try { A.setPrecision('bf16'); console.log('accepted'); } catch (e) { console.log(e.message); }
+      console.log(JSON.stringify(A.precisionInfo()));`, { ONEDNN_MAX_CPU_ISA: 'AVX2' });
+    const [msg, info] = r.stdout.trim().split('\n');
+    assert.match(msg, /bf16 needs a CPU with AVX512_BF16 or AMX-BF16 instructions/);
+    assert.deepEqual(JSON.parse(info).precision, 'fp32');
+    assert.equal(JSON.parse(info).bf16.ok, false);
+  });
 
   test('the benchmark choices are written to the cache file and reused by the next process on this machine only', () => {
     const dir = tempDir();

@@ -105,6 +105,8 @@ export interface NativeAddon {
   crossEntropyBackward(probs: Handle, shape: Dims, targets: Int32Array, labelSmoothing: number, gradOutput: number): Handle;
 
   setConvPolicy(policy: string | null, cacheFile?: string | null): void;
+  setPrecision(p: 'fp32' | 'bf16'): void;
+  precisionInfo(): { precision: 'fp32' | 'bf16'; bf16: { ok: boolean; reason: string | null } };
   convChoices(): NativeConvChoices;
 
   describe(): string;

@@ -309,6 +309,13 @@ export function createNativeBackend(): Backend {
   return {
     name: NATIVE_NAME,
     describe: () => `native: ${A.describe()}`,
+    isa() {
+      const d = A.describe();
+      return `oneDNN ${/ISA (\S+),/.exec(d)?.[1] ?? '?'}, ours ${/our kernels (\S+),/.exec(d)?.[1] ?? '?'}`;
+    },
+    bf16Unavailable: () => A.precisionInfo().bf16.reason,
+    setPrecision: (p) => A.setPrecision(p),
+    precision: () => A.precisionInfo().precision,
     ...memoryKernels(A),
     ...elementwiseKernels(A),
     ...convKernels(A),

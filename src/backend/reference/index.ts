@@ -23,6 +23,12 @@ export function createReferenceBackend(): Backend {
   return {
     name: REFERENCE_NAME,
     describe: () => 'reference: plain TypeScript loops, float32 and float64, single-threaded (the test oracle)',
+    isa: () => 'JavaScript (no SIMD)',
+    bf16Unavailable: () => 'bf16 needs the native backend (the reference backend computes in float32 or float64)',
+    setPrecision(p) {
+      if (p !== 'fp32') throw new Error(`precision: ${this.bf16Unavailable()}`);
+    },
+    precision: () => 'fp32',
     fromArray, toArray, zeros, dispose, reshape,
     add, addInPlace, scale, relu, reluBackward, addRelu, sum,
     conv2d, conv2dBackwardData, conv2dBackwardWeights,

@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { intInRange } from '../parse';
 import { useBackend } from '../../backend';
 import { runBench } from '../../bench/model-bench';
+import { applyPrecision } from '../../backend/precision';
 
 export function registerBench(program: Command): void {
   program
@@ -11,10 +12,12 @@ export function registerBench(program: Command): void {
     .option('--json', 'print one JSON object (train_img_s, infer_img_s, latency_ms_b1, peak_rss_mb, ...)')
     .option('--batch <n>', 'batch size', intInRange(1), 128)
     .option('--steps <n>', 'timed training steps after one warm-up', intInRange(1), 5)
-    .option('--profile', 'per-kernel time of the training step (native backend)')
-    .action((opts: { json?: boolean; batch: number; steps: number; profile?: boolean }) => {
+    .option('--profile', 'per-kernel time of the training step and each convolution\'s algorithm (native backend)')
+    .option('--precision <p>', 'fp32, bf16 (mixed precision) or auto (bf16 where the CPU has it)', 'fp32')
+    .action((opts: { json?: boolean; batch: number; steps: number; profile?: boolean; precision: string }) => {
       if (opts.profile) process.env.RESNET_PROFILE = '1';
       const backend = useBackend(program.opts().backend);
+      applyPrecision(opts.precision, backend);
       const log = opts.json ? undefined : (m: string) => process.stderr.write(`${m}\n`);
       const r = runBench({ backend, batch: opts.batch, steps: opts.steps, log });
       if (opts.json) {
@@ -23,6 +26,7 @@ export function registerBench(program: Command): void {
       }
       const lines = [
         `backend          ${r.backend} (${r.backend_detail})`,
+        `cpu              ${r.cpu}; kernels: ${r.isa}; precision ${r.precision}`,
         `training         ${r.train_img_s.toFixed(1)} img/s  (batch ${r.batch}: ${r.train_step_ms.toFixed(0)} ms per step: forward, backward, SGD)`,
         `inference        ${r.infer_img_s.toFixed(1)} img/s  (batch ${r.batch})`,
         `latency          ${r.latency_ms_b1.toFixed(2)} ms  (batch 1)`,
@@ -32,6 +36,13 @@ export function registerBench(program: Command): void {
         lines.push('training step by kernel (share of step time):');
         for (const [k, v] of Object.entries(r.profile)) {
           lines.push(`  ${k.padEnd(28)} ${(v.share * 100).toFixed(1).padStart(5)}%  ${(v.ms / r.steps).toFixed(1).padStart(8)} ms/step  ${String(v.calls / r.steps).padStart(4)} calls/step`);
+        }
+      }
+      if (r.conv_choices?.length) {
+        lines.push('convolution algorithms (pass|input|weights|stride|padding: chosen, measured ms per candidate):');
+        for (const c of r.conv_choices) {
+          const ms = Object.entries(c.ms).map(([a, t]) => `${a} ${t.toFixed(1)}`).join(', ');
+          lines.push(`  ${c.key.padEnd(48)} ${c.algo.padEnd(16)} ${ms || '(from the cache file)'}`);
         }
       }
       process.stdout.write(`${lines.join('\n')}\n`);
