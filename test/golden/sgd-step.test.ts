@@ -11,16 +11,17 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as path from 'node:path';
 import { readSafetensorsFile } from '../../src/interop/safetensors';
 import { backendByName, nativeUnavailableReason } from '../../src/backend';
 import type { Backend, SgdParams } from '../../src/backend/backend';
 import { Parameter, Tensor } from '../../src/tensor';
 import { SGD } from '../../src/nn';
 import type { StateDict } from '../../src/tensor/host';
+import { goldenFixturePath } from '../helpers/fixture-values';
 import { relErrorToMax } from '../helpers/close';
 
-const FIXTURE = path.join(__dirname, '..', 'fixtures', 'golden', 'sgd_step.safetensors');
+// found from the source tree or from dist/ (the fixture is not copied by tsc)
+const FIXTURE = goldenFixturePath('sgd_step.safetensors');
 const golden: StateDict = readSafetensorsFile(FIXTURE).tensors;
 const CASES = ['momentum', 'nesterov', 'dampening', 'first', 'plain'];
 
