@@ -14,6 +14,8 @@ import { resnet18 } from '../models/resnet';
 import { describeLoad } from '../nn/module';
 import { Tensor, noGrad, tidy } from '../tensor';
 import { useBackend } from '../backend';
+import type { Precision } from '../backend/backend';
+import { applyPrecision } from '../backend/precision';
 import { ClassName, classNames } from './classes';
 import { Prediction, predictionFromLogits } from './prediction';
 
@@ -22,6 +24,8 @@ export const INPUT_SHAPE: readonly number[] = Object.freeze([1, 3, 32, 32]);
 
 export interface ModelInfo {
   readonly arch: 'resnet18';
+  /** fp32, or bf16 mixed precision (convolutions and linear in bf16) */
+  readonly precision: Precision;
   readonly numClasses: number;
   readonly classes: readonly ClassName[];
   readonly inputShape: readonly number[];
@@ -45,6 +49,8 @@ export interface Classifier {
 export interface LoadClassifierOptions {
   /** native | reference | auto (default: RESNET_BACKEND, else auto) */
   readonly backend?: string;
+  /** fp32 (default), bf16 or auto (bf16 where the CPU has it): src/backend/precision.ts */
+  readonly precision?: string;
 }
 
 /**
@@ -53,6 +59,7 @@ export interface LoadClassifierOptions {
  */
 export async function loadClassifier(weights: string, opts: LoadClassifierOptions = {}): Promise<Classifier> {
   const backend = useBackend(opts.backend);
+  const precision = applyPrecision(opts.precision ?? 'fp32', backend);
   const loaded = await loadWeights(weights);
   const fc = loaded.stateDict.get('fc.weight');
   if (!fc || fc.shape.length !== 2) {
@@ -77,6 +84,7 @@ export async function loadClassifier(weights: string, opts: LoadClassifierOption
     numClasses,
     classes: classNames(numClasses),
     inputShape: INPUT_SHAPE,
+    precision,
     backend: backend.name,
     weights: { path: loaded.path, format: String(loaded.format), notes: [...loaded.notes] },
   };

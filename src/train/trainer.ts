@@ -11,7 +11,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Backend } from '../backend/backend';
+import type { Backend, Precision } from '../backend/backend';
+import { applyPrecision } from '../backend/precision';
 import { Loader, type Batch } from '../data/loader';
 import { openDataset, splitValidation } from '../data';
 import type { CifarData, Split } from '../data/types';
@@ -120,6 +121,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
 async function run(
   opts: TrainOptions, cfg: TrainConfig, log: (l: string) => void, warn: (m: string) => void, stop: StopSignals | null,
 ): Promise<TrainResult> {
+  // first, so that a CPU without bf16 is told before the data is decoded; older configs have no precision: fp32
+  const precision = applyPrecision(cfg.precision ?? 'fp32', opts.backend);
   const data = await openDataset(opts.data, { onBadImage: opts.onBadImage ?? 'skip', strictSize: opts.strictSize, log: (m) => log(m) });
   if (data.test.n === 0) throw new Error(`train: ${opts.data} has no test split (expected test/<class>/... beside train/)`);
   const { train: trainSplit, val } = cfg.valSplit > 0 ? splitValidation(data.train, cfg.valSplit, cfg.seed) : { train: data.train, val: null };
@@ -154,6 +157,8 @@ async function run(
   if (opts.resume) {
     const loaded = await resumeFrom(opts, model, opt, data, cfg, state, history, log, warn);
     if (loaded && resumesOut(opts.out, opts.resume)) repairOnResume(opts.out, loaded, { epochsDone: state.epoch, bestAcc: state.bestAcc, history }, warn);
+    const before = loaded?.checkpoint.env?.precision ?? 'fp32'; // checkpoints before --precision were fp32
+    if (loaded && before !== precision) warn(`the run so far trained in ${before}; it continues in ${precision}`);
   }
   if (state.epoch >= cfg.epochs) {
     // nothing to train: no resume record, no event file, and no "epochs 5..4"
@@ -171,8 +176,8 @@ async function run(
   const events = EventWriter.create(opts.out, { purgeStep: opts.resume ? resumeStep : undefined, onWarning: warn });
   const metrics = MetricsLog.open(opts.out, { onWarning: warn });
   if (opts.resume) metrics.logResume(state.epoch, resumeStep);
-  writeRunInfo(opts, cfg, data);
-  log(`training ${cfg.recipe} recipe on ${opts.backend.name}: ${trainLoader.size} train / ${testLoader.size} test images, ` +
+  writeRunInfo(opts, cfg, data, precision);
+  log(`training ${cfg.recipe} recipe on ${opts.backend.name} in ${precision}: ${trainLoader.size} train / ${testLoader.size} test images, ` +
     `${numClasses} classes, ${trainLoader.numBatches} steps per epoch, epochs ${state.epoch + 1}..${cfg.epochs}; run folder ${opts.out}`);
 
   const now = opts.clock ?? (() => performance.now());
@@ -191,7 +196,7 @@ async function run(
       complete, batchInEpoch: complete ? 0 : state.batchInEpoch, bestAcc: state.bestAcc, acc: { ...state.acc }, history,
       epochSeconds: complete ? 0 : epochElapsed(),
     } satisfies TrainerSnapshot,
-    env: { node: process.version, backend: opts.backend.describe(), platform: `${process.platform}-${process.arch}` },
+    env: { node: process.version, backend: opts.backend.describe(), precision, platform: `${process.platform}-${process.arch}` },
   });
 
   let status: TrainStatus = 'completed';
@@ -380,8 +385,11 @@ async function resumeFrom(
   return loaded;
 }
 
-function writeRunInfo(opts: TrainOptions, cfg: TrainConfig, data: CifarData): void {
-  const info = { config: cfg, data: opts.data, classes: data.classes, fingerprint: data.fingerprint, backend: opts.backend.describe(), node: process.version };
+function writeRunInfo(opts: TrainOptions, cfg: TrainConfig, data: CifarData, precision: Precision): void {
+  const info = {
+    config: cfg, data: opts.data, classes: data.classes, fingerprint: data.fingerprint, backend: opts.backend.describe(),
+    precision, node: process.version,
+  };
   fs.writeFileSync(path.join(opts.out, 'run.json'), `${JSON.stringify(info, null, 2)}\n`);
 }
 

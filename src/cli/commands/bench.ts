@@ -4,6 +4,7 @@ import { intInRange } from '../parse';
 import { useBackend } from '../../backend';
 import { runBench } from '../../bench/model-bench';
 import { applyPrecision } from '../../backend/precision';
+import { precisionOption } from '../precision';
 
 export function registerBench(program: Command): void {
   program
@@ -13,7 +14,7 @@ export function registerBench(program: Command): void {
     .option('--batch <n>', 'batch size', intInRange(1), 128)
     .option('--steps <n>', 'timed training steps after one warm-up', intInRange(1), 5)
     .option('--profile', 'per-kernel time of the training step and each convolution\'s algorithm (native backend)')
-    .option('--precision <p>', 'fp32, bf16 (mixed precision) or auto (bf16 where the CPU has it)', 'fp32')
+    .addOption(precisionOption('fp32'))
     .action((opts: { json?: boolean; batch: number; steps: number; profile?: boolean; precision: string }) => {
       if (opts.profile) process.env.RESNET_PROFILE = '1';
       const backend = useBackend(program.opts().backend);

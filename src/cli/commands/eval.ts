@@ -4,6 +4,8 @@
  * --test-limit N evaluates (the loader's `limit`, same seed, same images), not the first N (one class, sorted).
  */
 import { Command } from 'commander';
+import { precisionOption } from '../precision';
+import { applyPrecision } from '../../backend/precision';
 import { defaultData } from '../defaults';
 import { intArg, intInRange } from '../parse';
 import { useBackend } from '../../backend';
@@ -25,10 +27,13 @@ export function registerEval(program: Command): void {
     .option('--seed <n>', 'seed of the --limit subset (as train --seed)', intArg, 0)
     .option('--batch-size <n>', 'batch size', intArg, 256)
     .option('--json', 'print one JSON object')
-    .action(async (o: { weights: string; data?: string; split: string; limit?: number; seed: number; batchSize: number; json?: boolean }) => {
+    .addOption(precisionOption('fp32'))
+    .action(async (o: { weights: string; data?: string; split: string; limit?: number; seed: number; batchSize: number; json?: boolean; precision: string }) => {
       const dataPath = o.data ?? defaultData();
       if (o.split !== 'test' && o.split !== 'train') throw new Error(`eval: --split must be test or train, received ${o.split}`);
       const backend = useBackend(program.opts().backend);
+      const precision = applyPrecision(o.precision, backend);
+      if (!o.json) process.stderr.write(`precision: ${precision}\n`);
       const w = await loadWeights(o.weights);
       const data = await openDataset(dataPath, { log: o.json ? undefined : (m) => process.stderr.write(`${m}\n`) });
       const split = o.split === 'test' ? data.test : data.train;

@@ -8,6 +8,7 @@
  * be loaded. The exit code is 1 if the weights or any file failed.
  */
 import { Command, InvalidArgumentError } from 'commander';
+import { precisionOption } from '../precision';
 import { intInRange } from '../parse';
 import { loadClassifier, type Classifier } from '../../predict/classifier';
 import { Lang, formatResultText, predictPaths, resultToJson } from '../../predict/predict';
@@ -19,6 +20,8 @@ export interface PredictOptions {
   readonly json: boolean;
   readonly lang: Lang;
   readonly backend?: string;
+  /** fp32 | bf16 | auto (default fp32) */
+  readonly precision?: string;
 }
 
 export interface PredictIo {
@@ -38,7 +41,7 @@ function parseLang(v: string): Lang {
  */
 async function loadOrReport(opts: PredictOptions, io: PredictIo): Promise<Classifier | null> {
   try {
-    return await loadClassifier(opts.weights, { backend: opts.backend });
+    return await loadClassifier(opts.weights, { backend: opts.backend, precision: opts.precision });
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     if (opts.json) io.stdout.write(`${JSON.stringify({ weights: opts.weights, error: message })}\n`);
@@ -85,7 +88,8 @@ export function registerPredict(program: Command): void {
     .option('--topk <k>', 'how many of the most probable classes to list', intInRange(1), 3)
     .option('--json', 'print a JSON array, one object per file', false)
     .option('--lang <zh|en>', 'language of the class names in text output', parseLang, 'zh' as Lang)
-    .action(async (paths: string[], o: { weights: string; topk: number; json: boolean; lang: Lang }) => {
+    .addOption(precisionOption('fp32'))
+    .action(async (paths: string[], o: { weights: string; topk: number; json: boolean; lang: Lang; precision: string }) => {
       const backend = program.opts().backend as string | undefined;
       const code = await runPredict(paths, { ...o, backend }, { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr });
       if (code !== 0) process.exitCode = code;

@@ -8,6 +8,7 @@
  */
 import * as fs from 'node:fs';
 import { Command } from 'commander';
+import { precisionOption } from '../precision';
 import { intInRange } from '../parse';
 import { loadClassifier } from '../../predict/classifier';
 import { isLoopbackHost } from '../../serve/guard';
@@ -21,6 +22,8 @@ export interface ServeCliOptions {
   readonly maxConcurrent: number;
   readonly allowHost: string[];
   readonly backend?: string;
+  /** fp32 | bf16 | auto (default fp32) */
+  readonly precision?: string;
   readonly quiet?: boolean;
 }
 
@@ -33,7 +36,7 @@ export async function runServe(o: ServeCliOptions, log: (line: string) => void):
   if (o.run !== undefined && !fs.statSync(o.run, { throwIfNoEntry: false })?.isDirectory()) {
     throw new Error(`serve --run: expected a run folder, received ${JSON.stringify(o.run)} (no such folder)`);
   }
-  const classifier = await loadClassifier(o.weights, { backend: o.backend });
+  const classifier = await loadClassifier(o.weights, { backend: o.backend, precision: o.precision });
   let running: RunningServer;
   try {
     running = await startServer({
@@ -51,7 +54,7 @@ export async function runServe(o: ServeCliOptions, log: (line: string) => void):
   if (!isLoopbackHost(o.host)) {
     log(`warning: listening on ${o.host}, reachable from other machines; the server has no authentication`);
   }
-  log(`model: resnet18, ${classifier.info.numClasses} classes, ${classifier.info.weights.format} weights from ${classifier.info.weights.path}, ${classifier.info.backend} backend`);
+  log(`model: resnet18, ${classifier.info.numClasses} classes, ${classifier.info.weights.format} weights from ${classifier.info.weights.path}, ${classifier.info.backend} backend, ${classifier.info.precision}`);
   if (o.run !== undefined) log(`dashboard: ${running.url}/dashboard (run ${o.run})`);
   return running;
 }
@@ -81,6 +84,7 @@ export function registerServe(program: Command): void {
     .option('--max-concurrent <n>', 'inferences at once; more get 503', intInRange(1, 64), 2)
     .option('--allow-host <name>', 'also accept this Host name (repeatable; IP addresses and localhost always are)', collect, [])
     .option('--quiet', 'no request log', false)
+    .addOption(precisionOption('fp32'))
     .action(async (o: Omit<ServeCliOptions, 'backend'>) => {
       const log = (line: string): void => void process.stderr.write(`resnet serve: ${line}\n`);
       const running = await runServe({ ...o, backend: program.opts().backend as string | undefined }, log);

@@ -4,6 +4,7 @@
  */
 import * as fs from 'node:fs';
 import { Command, Option } from 'commander';
+import { precisionOption } from '../precision';
 import { useBackend } from '../../backend';
 import { RECIPES, type TrainConfig } from '../../train/config';
 import { train } from '../../train/trainer';
@@ -39,6 +40,7 @@ export function registerTrain(program: Command): void {
     .option('--no-crop', 'no RandomCrop(32, padding 4)')
     .option('--no-flip', 'no RandomHorizontalFlip')
     .option('--width <n>', 'channels of the first stage (64 = the seed; smaller for quick experiments)', int)
+    .addOption(precisionOption('fp32').default(undefined, 'the recipe\'s: fp32 for seed, auto for fast'))
     .option('--resume [run]', 'continue the run in --out (or in RUN / from a checkpoint file)')
     .option('--force', 'with --resume: resume even if the configuration or the dataset changed; without: start over in a ' +
       'run folder that holds a run, moving the old run into RUN/previous-N (nothing is deleted)')
@@ -58,6 +60,7 @@ export function registerTrain(program: Command): void {
         schedule: pick('schedule', o.schedule), seed: pick('seed', o.seed), valSplit: pick('valSplit', o.valSplit),
         limit: o.limit as number | undefined, testLimit: o.testLimit as number | undefined,
         cutout: pick('cutout', o.cutout), crop: o.crop !== false, flip: o.flip !== false, baseWidth: pick('baseWidth', o.width),
+        precision: pick('precision', o.precision),
       };
       const resume = o.resume === true ? true : (o.resume as string | undefined);
       const out = (o.out as string | undefined) ?? (typeof resume === 'string' && fs.existsSync(resume) && fs.statSync(resume).isDirectory() ? resume : defaultOut());
