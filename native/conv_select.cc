@@ -140,7 +140,7 @@ void rememberConvChoice(const std::string& key, ConvAlgo algo, const std::vector
 double timeConvCandidate(const std::function<void()>& f) {
   f();
   double best = 1e300;
-  for (int i = 0; i < 2; i++) {
+  for (int i = 0; i < 3; i++) {
     const auto t0 = std::chrono::steady_clock::now();
     f();
     best = std::min(best, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());

@@ -32,7 +32,7 @@ bool rememberedConvChoice(const std::string& key, ConvAlgo* out);
 /** Records a measured choice with each candidate's time, and rewrites the cache file if one is set. */
 void rememberConvChoice(const std::string& key, ConvAlgo algo, const std::vector<std::pair<ConvAlgo, double>>& ms);
 
-/** The best of a few runs of f, in ms, after one untimed run (first touches, JIT warm-up). */
+/** The best of 3 runs of f, in ms, after one untimed run (first touches, JIT warm-up). */
 double timeConvCandidate(const std::function<void()>& f);
 
 // exports: setConvPolicy(policy, cacheFile | null), convChoices() -> { policy, cacheFile, choices: [...] }
