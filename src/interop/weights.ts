@@ -10,11 +10,11 @@
  * What it is not: the check that the keys and shapes fit the model; `Module.loadStateDict(sd, { strict: true })`
  * lists missing, unexpected and mis-shaped keys by name.
  *
- * References: ./pth-read.ts, ./safetensors.ts, ../train/checkpoint.ts.
+ * References: ./pth-read.ts, ./safetensors.ts, ../run/checkpoint.ts.
  */
 import * as fs from 'node:fs';
 import { HostTensor, StateDict } from '../tensor/host';
-import { readCheckpointFile, resolveWeightsPath } from '../train/checkpoint';
+import { readCheckpointFile, resolveWeightsPath } from '../run/checkpoint';
 import { isLegacyPth, isZip, readPthFile } from './pth-read';
 import { readSafetensorsFile } from './safetensors';
 

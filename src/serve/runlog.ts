@@ -4,7 +4,7 @@
  * being written (no newline yet, the "torn" last line) is left for the next poll; a line that is not JSON,
  * or not an object, is skipped and counted.
  *
- * What it is not: the writer (src/train/metrics.ts) and not a schema check beyond what the charts use:
+ * What it is not: the writer (src/run/metrics.ts) and not a schema check beyond what the charts use:
  * `type: 'step'` records carry step, loss; `type: 'epoch'` records carry epoch, train_loss, train_acc,
  * test_loss, test_acc, lr. Other records pass through untouched.
  */

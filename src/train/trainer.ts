@@ -24,16 +24,16 @@ import { Tensor, crossEntropy, tidy } from '../tensor';
 import {
   NoCheckpointError, firstNonFinite, isFiniteStateDict, loadLatestCheckpoint, saveCheckpoint, writeBestAccuracy, type Checkpoint,
   type LoadedCheckpoint,
-} from './checkpoint';
+} from '../run/checkpoint';
 import { DEFAULT_KEEP_LAST, configDifferences, validateConfig, type TrainConfig } from './config';
 import { argmaxRow, evaluate, type EvalResult } from './evaluate';
-import { acquireRunLock } from './lock';
-import { MetricsLog } from './metrics';
+import { acquireRunLock } from '../run/lock';
+import { MetricsLog } from '../run/metrics';
 import { Progress } from './progress';
-import { claimForNewRun, removeEmptyFolders, repairOnResume, resumesOut } from './run-folder';
+import { claimForNewRun, removeEmptyFolders, repairOnResume, resumesOut } from '../run/run-folder';
 import { learningRate } from './schedule';
 import { installStopSignals, throughPollPhase, type StopSignals } from './signals';
-import { EventWriter } from './tensorboard';
+import { EventWriter } from '../run/tensorboard';
 
 export interface TrainOptions {
   config: TrainConfig;

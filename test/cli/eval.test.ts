@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeSafetensorsFile } from '../../src/interop/safetensors';
 import { resnet18 } from '../../src/models/resnet';
-import { readMetrics } from '../../src/train/metrics';
+import { readMetrics } from '../../src/run/metrics';
 import { removeDir, tempDir } from '../data/make';
 import { startCli, type CliChild } from '../train/trainer-fixtures/child';
 import { CLASSES, makeDataset, tinyConfig, trainQuiet } from '../train/trainer-fixtures/setup';

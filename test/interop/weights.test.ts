@@ -1,7 +1,7 @@
 /**
  * loadWeights (src/interop/weights.ts): what `--weights` accepts everywhere. Formats are recognised by their
  * first bytes whatever the file is called; the DataParallel prefix and float64 are handled with a note;
- * our checkpoints and run folders go through src/train/checkpoint.ts.
+ * our checkpoints and run folders go through src/run/checkpoint.ts.
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { loadWeights, sniffWeightsFormat } from '../../src/interop/weights';
 import { readPthFile } from '../../src/interop/pth-read';
 import { writeSafetensorsFile } from '../../src/interop/safetensors';
-import { saveCheckpoint } from '../../src/train/checkpoint';
+import { saveCheckpoint } from '../../src/run/checkpoint';
 import type { StateDict } from '../../src/tensor/host';
 import { interopFixture, tempDir } from './helpers';
 

@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { resolveWeightsPath } from '../../src/train/checkpoint';
+import { resolveWeightsPath } from '../../src/run/checkpoint';
 import { removeDir, tempDir } from '../data/make';
 import { checkpointsDir, latestPointer, makeDataset, tinyConfig, trainQuiet } from './trainer-fixtures/setup';
 

@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { loadLatestCheckpoint, type Checkpoint } from '../../src/train/checkpoint';
+import { loadLatestCheckpoint, type Checkpoint } from '../../src/run/checkpoint';
 import { removeDir, tempDir } from '../data/make';
 import { startCli } from './trainer-fixtures/child';
 import {

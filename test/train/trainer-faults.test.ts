@@ -9,9 +9,9 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { isFiniteStateDict, readCheckpointFile } from '../../src/train/checkpoint';
-import { readMetrics } from '../../src/train/metrics';
-import { readEventFile } from '../../src/train/tensorboard';
+import { isFiniteStateDict, readCheckpointFile } from '../../src/run/checkpoint';
+import { readMetrics } from '../../src/run/metrics';
+import { readEventFile } from '../../src/run/tensorboard';
 import { removeDir, tempDir } from '../data/make';
 import {
   STEPS_PER_EPOCH, assertSameTrainingState, checkpointsDir, latestCheckpoint, latestPointer, makeDataset, tinyConfig,

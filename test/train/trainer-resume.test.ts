@@ -13,9 +13,9 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { loadLatestCheckpoint, readCheckpointFile, type Checkpoint } from '../../src/train/checkpoint';
-import { readMetrics } from '../../src/train/metrics';
-import { readEventFile, type ParsedEvent } from '../../src/train/tensorboard';
+import { loadLatestCheckpoint, readCheckpointFile, type Checkpoint } from '../../src/run/checkpoint';
+import { readMetrics } from '../../src/run/metrics';
+import { readEventFile, type ParsedEvent } from '../../src/run/tensorboard';
 import { removeDir, tempDir } from '../data/make';
 import {
   STEPS_PER_EPOCH, assertSameTrainingState, checkpointsDir, effectiveEpochMetrics, historyWithoutTime, interruptAt,

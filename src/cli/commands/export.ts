@@ -22,7 +22,7 @@ import { loadWeights } from '../../interop/weights';
 import { ONNX_DEFAULT_OPSET, exportOnnx, seedStateDictProblems } from '../../interop/onnx';
 import { writePth } from '../../interop/pth-write';
 import { writeSafetensors } from '../../interop/safetensors';
-import { fsErrorWords, writeFileAtomic } from '../../train/atomic';
+import { fsErrorWords, writeFileAtomic } from '../../run/atomic';
 
 export type ExportFormat = 'onnx' | 'safetensors' | 'pth';
 const FORMATS: readonly ExportFormat[] = ['onnx', 'safetensors', 'pth'];

@@ -10,8 +10,8 @@ import * as path from 'node:path';
 import { backendByName } from '../../../src/backend';
 import type { HostTensor, StateDict } from '../../../src/tensor/host';
 import { RECIPES, type TrainConfig } from '../../../src/train/config';
-import { readCheckpointFile, type Checkpoint } from '../../../src/train/checkpoint';
-import { readMetrics } from '../../../src/train/metrics';
+import { readCheckpointFile, type Checkpoint } from '../../../src/run/checkpoint';
+import { readMetrics } from '../../../src/run/metrics';
 import { train, type TrainOptions, type TrainResult } from '../../../src/train/trainer';
 import { encode, rgbPattern, writeTree } from '../../data/make';
 

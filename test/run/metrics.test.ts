@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { MetricsLog, readMetrics, METRICS_FILE } from '../../src/train/metrics';
+import { MetricsLog, readMetrics, METRICS_FILE } from '../../src/run/metrics';
 import { tempDirMaker } from '../helpers/tmp';
 
 const tmpDir = tempDirMaker('resnet-metrics');

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { writeFileAtomic, tempNameFor, tempFilePid } from '../../src/train/atomic';
+import { writeFileAtomic, tempNameFor, tempFilePid } from '../../src/run/atomic';
 import { tempDirMaker } from '../helpers/tmp';
 
 const tmpDir = tempDirMaker('resnet-atomic');

@@ -7,7 +7,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { crc32c, maskedCrc32c, encodeEventRecord, EventWriter, readEventFile } from '../../src/train/tensorboard';
+import { crc32c, maskedCrc32c, encodeEventRecord, EventWriter, readEventFile } from '../../src/run/tensorboard';
 import { tempDirMaker } from '../helpers/tmp';
 
 const tmpDir = tempDirMaker('resnet-tb');

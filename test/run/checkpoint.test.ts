@@ -11,7 +11,7 @@ import { spawn } from 'node:child_process';
 import {
   Checkpoint, CheckpointCorruptError, NoCheckpointError, decodeCheckpoint, encodeCheckpoint, isFiniteStateDict,
   loadLatestCheckpoint, readCheckpointFile, resolveWeightsPath, saveCheckpoint, writeBestAccuracy,
-} from '../../src/train/checkpoint';
+} from '../../src/run/checkpoint';
 import type { StateDict } from '../../src/tensor/host';
 import { SAVER_ELEMENTS } from './fixtures/checkpoint-saver';
 import { tempDirMaker } from '../helpers/tmp';

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
-import { acquireRunLock, LOCK_FILE } from '../../src/train/lock';
+import { acquireRunLock, LOCK_FILE } from '../../src/run/lock';
 import { tempDirMaker } from '../helpers/tmp';
 
 const tmpDir = tempDirMaker('resnet-lock');
