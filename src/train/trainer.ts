@@ -31,6 +31,7 @@ import { acquireRunLock } from '../run/lock';
 import { MetricsLog } from '../run/metrics';
 import { Progress } from './progress';
 import { claimForNewRun, removeEmptyFolders, repairOnResume, resumesOut } from '../run/run-folder';
+import { saveRunInfo } from '../run/run-info';
 import { learningRate } from './schedule';
 import { installStopSignals, throughPollPhase, type StopSignals } from './signals';
 import { EventWriter } from '../run/tensorboard';
@@ -390,7 +391,7 @@ function writeRunInfo(opts: TrainOptions, cfg: TrainConfig, data: CifarData, pre
     config: cfg, data: opts.data, classes: data.classes, fingerprint: data.fingerprint, backend: opts.backend.describe(),
     precision, node: process.version,
   };
-  fs.writeFileSync(path.join(opts.out, 'run.json'), `${JSON.stringify(info, null, 2)}\n`);
+  saveRunInfo(opts.out, info);
 }
 
 function epochSummary(
