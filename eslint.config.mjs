@@ -1,6 +1,23 @@
-// Lint: ESLint's recommended rules plus typescript-eslint's, over src/, test/ and bench/.
+// Lint: ESLint's recommended rules plus typescript-eslint's, over src/, test/ and bench/, and the layering of src/.
+import * as path from 'node:path';
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import layering from './lint/layering.mjs';
+
+// The folders of src/, top tier first: a folder imports only from tiers below its own, never up or across a tier
+// (no cycles). src/index.ts, the public API, may import anything and nothing in src/ imports it. ARCHITECTURE.md
+// draws this same picture (test/lint/layering.test.ts checks that it does).
+export const TIERS = [
+  ['cli'],
+  ['serve', 'bench'],
+  ['train', 'predict'],
+  ['interop'],
+  ['models', 'data', 'run'],
+  ['nn'],
+  ['tensor'],
+  ['backend'],
+  ['util'],
+];
 
 export default tseslint.config(
   { ignores: ['dist/**', 'build/**', 'node_modules/**', 'web/**', 'scripts/**', 'bin/**'] },
@@ -11,5 +28,10 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       '@typescript-eslint/no-require-imports': 'off',
     },
+  },
+  {
+    files: ['src/**/*.ts'],
+    plugins: { layering },
+    rules: { 'layering/folders': ['error', { srcRoot: path.join(import.meta.dirname, 'src'), tiers: TIERS }] },
   },
 );
