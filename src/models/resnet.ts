@@ -33,7 +33,7 @@ export class BasicBlock extends Module {
     this.left = this.registerModule('left', new Sequential(this.conv1, this.bn1, new ReLU(), this.conv2, this.bn2));
     this.shortcut = this.registerModule(
       'shortcut',
-      stride !== 1 || inChannels !== outChannels
+      hasProjection({ inChannels, outChannels, stride })
         ? new Sequential(new Conv2d(inChannels, outChannels, 1, stride, 0, false, init), new BatchNorm2d(outChannels, 1e-5, 0.1, init))
         : new Sequential(),
     );
@@ -44,6 +44,31 @@ export class BasicBlock extends Module {
     const left = this.bn2.forward(this.conv2.forward(h));
     return addRelu(left, this.shortcut.forward(x));
   }
+}
+
+/** One residual block's channels and stride, as the seed's make_layer lays them out. */
+export interface BlockPlan { inChannels: number; outChannels: number; stride: number }
+
+/**
+ * The four stages of ResNet-18 at first-stage width w: two blocks each, w, 2w, 4w, 8w channels, stride 2 in the
+ * first block of layer2..4. The constructor builds from it and src/models/spec.ts derives the expected state-dict
+ * shapes from it, so the two cannot disagree.
+ */
+export function resnet18Stages(w: number): { name: string; blocks: BlockPlan[] }[] {
+  const widths = [w, 2 * w, 4 * w, 8 * w];
+  return widths.map((outChannels, i) => {
+    const inChannels = i === 0 ? w : widths[i - 1];
+    const stride = i === 0 ? 1 : 2;
+    return {
+      name: `layer${i + 1}`,
+      blocks: [{ inChannels, outChannels, stride }, { inChannels: outChannels, outChannels, stride: 1 }],
+    };
+  });
+}
+
+/** The seed's block adds a conv1x1 + BN shortcut exactly when the block changes the shape. */
+export function hasProjection(b: BlockPlan): boolean {
+  return b.stride !== 1 || b.inChannels !== b.outChannels;
 }
 
 export interface ResNetOptions {
@@ -80,16 +105,13 @@ export class ResNet extends Module {
     this.conv1 = this.registerModule('conv1', new Sequential(
       new Conv2d(3, w, 3, 1, 1, false, init), new BatchNorm2d(w, 1e-5, 0.1, init), new ReLU(),
     ));
-    let inCh = w;
-    const stage = (name: string, outCh: number, stride: number): Sequential => {
-      const blocks = [new BasicBlock(inCh, outCh, stride, init), new BasicBlock(outCh, outCh, 1, init)];
-      inCh = outCh;
-      return this.registerModule(name, new Sequential(...blocks));
-    };
-    this.layer1 = stage('layer1', w, 1);
-    this.layer2 = stage('layer2', 2 * w, 2);
-    this.layer3 = stage('layer3', 4 * w, 2);
-    this.layer4 = stage('layer4', 8 * w, 2);
+    const [layer1, layer2, layer3, layer4] = resnet18Stages(w).map(({ name, blocks }) => this.registerModule(
+      name, new Sequential(...blocks.map((b) => new BasicBlock(b.inChannels, b.outChannels, b.stride, init))),
+    ));
+    this.layer1 = layer1;
+    this.layer2 = layer2;
+    this.layer3 = layer3;
+    this.layer4 = layer4;
     this.fc = this.registerModule('fc', new Linear(8 * w, this.numClasses, true, init));
   }
 

@@ -144,7 +144,7 @@ export function describeLoad(r: LoadResult): string {
 }
 
 /** The first 5 items and a count of the rest: weights of another model would otherwise list 100+ keys. */
-function firstFew(items: readonly string[], sep: string): string {
+export function firstFew(items: readonly string[], sep: string): string {
   const shown = 5;
   if (items.length <= shown) return items.join(sep);
   return `${items.slice(0, shown).join(sep)}${sep}and ${items.length - shown} more (${items.length} in all)`;
