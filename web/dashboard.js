@@ -15,11 +15,11 @@
   // accuracies may be written as fractions (0..1) or percentages; show percentages
   const asPercent = (values) => (values.every((v) => !Number.isFinite(v) || v <= 1) ? values.map((v) => v * 100) : values);
 
+  // records are src/run/metrics.ts's MetricsRecord: `kind` tells them apart
   function ingest(records) {
     for (const r of records) {
-      const kind = r.kind ?? r.type;
-      if (kind === 'step') steps.push([num(r.step), num(r.loss)]);
-      else if (kind === 'epoch') epochs.push(r);
+      if (r.kind === 'step') steps.push([num(r.step), num(r.loss)]);
+      else if (r.kind === 'epoch') epochs.push(r);
     }
   }
 

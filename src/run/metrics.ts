@@ -15,6 +15,10 @@ import * as path from 'node:path';
 
 export const METRICS_FILE = 'metrics.jsonl';
 
+/**
+ * The one record type of metrics.jsonl: MetricsLog writes it, readMetrics and serve/runlog.ts (the dashboard's
+ * reader) return it, and web/dashboard.js tells records apart by the same field, `kind`.
+ */
 export interface MetricsRecord {
   kind: 'step' | 'epoch' | 'resume';
   time: string;

@@ -4,21 +4,20 @@
  * being written (no newline yet, the "torn" last line) is left for the next poll; a line that is not JSON,
  * or not an object, is skipped and counted.
  *
- * What it is not: the writer (src/run/metrics.ts) and not a schema check beyond what the charts use:
- * `type: 'step'` records carry step, loss; `type: 'epoch'` records carry epoch, train_loss, train_acc,
- * test_loss, test_acc, lr. Other records pass through untouched.
+ * What it is not: the writer, nor the file's name and record (src/run/metrics.ts), nor a schema check: the charts
+ * use `kind: 'step'` records' step, loss and `kind: 'epoch'` records' epoch, train_loss, train_acc, test_loss,
+ * test_acc, lr; every JSON object passes through untouched.
  */
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-
-export const METRICS_FILE = 'metrics.jsonl';
+import { METRICS_FILE, type MetricsRecord } from '../run/metrics';
 
 /** Most bytes returned per poll; the client asks again at once when `more` is true. */
 export const MAX_CHUNK_BYTES = 4 * 1024 * 1024;
 
 export interface MetricsChunk {
-  /** parsed records, in file order */
-  readonly records: unknown[];
+  /** parsed records, in file order: what the writer wrote, objects not checked further */
+  readonly records: MetricsRecord[];
   /** the offset to ask from next time */
   readonly next: number;
   /** the file's size now (0 when it does not exist yet) */
@@ -63,15 +62,15 @@ export async function readMetricsChunk(runDir: string, from: number, maxBytes = 
   }
 }
 
-function parseLines(text: string): { records: unknown[]; skipped: number } {
-  const records: unknown[] = [];
+function parseLines(text: string): { records: MetricsRecord[]; skipped: number } {
+  const records: MetricsRecord[] = [];
   let skipped = 0;
   for (const line of text.split('\n')) {
     const s = line.trim();
     if (s === '') continue;
     try {
       const v: unknown = JSON.parse(s);
-      if (v !== null && typeof v === 'object' && !Array.isArray(v)) records.push(v);
+      if (v !== null && typeof v === 'object' && !Array.isArray(v)) records.push(v as MetricsRecord);
       else skipped++;
     } catch {
       skipped++;
