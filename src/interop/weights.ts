@@ -15,6 +15,7 @@
 import * as fs from 'node:fs';
 import { HostTensor, StateDict } from '../tensor/host';
 import { readCheckpointFile, resolveWeightsPath } from '../run/checkpoint';
+import { CHECKPOINT_MAGIC } from '../run/checkpoint-format';
 import { isLegacyPth, isZip, readPthFile } from './pth-read';
 import { readSafetensorsFile } from './safetensors';
 
@@ -29,7 +30,6 @@ export interface LoadedWeights {
   notes: string[];
 }
 
-const CHECKPOINT_MAGIC = 'RNTSCKPT';
 const DATA_PARALLEL_PREFIX = 'module.';
 
 function readHead(file: string, n: number): Uint8Array {

@@ -164,7 +164,7 @@ function verifyEnvelope(b: Buffer, name: string): void {
   if (b.length === 0) bad('empty file (0 bytes)');
   if (b.length < HEADER + HASH) bad(`truncated: ${b.length} bytes, smaller than the ${HEADER + HASH}-byte minimum`);
   const magic = b.subarray(0, 8);
-  if (!magic.equals(MAGIC)) bad(`not a resnet-ts checkpoint (magic ${magic.toString('hex')}, expected "RNTSCKPT")`);
+  if (!magic.equals(MAGIC)) bad(`not a resnet-ts checkpoint (magic ${magic.toString('hex')}, expected "${CHECKPOINT_MAGIC}")`);
   const version = b.readUInt32LE(8);
   if (version !== VERSION) bad(`format version ${version} is not supported (this build reads version ${VERSION})`);
   const total = b.readBigUInt64LE(16);
