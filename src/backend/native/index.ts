@@ -12,7 +12,7 @@ import type {
   Backend, BatchNormParams, BatchNormSaved, Conv2dParams, DType, FloatArray, Pool2dParams, SgdParams, Shape,
   Storage,
 } from '../backend';
-import { checkSgdParams, numelOf } from '../backend';
+import { checkSgdParams, convOutputShape, numelOf, poolOutputShape } from '../backend';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultCacheDir } from '../../util/paths';
@@ -220,10 +220,7 @@ function convKernels(A: NativeAddon): Pick<Backend, 'conv2d' | 'conv2dBackwardDa
     conv2d(x, xShape, w, wShape, b, p: Conv2dParams) {
       const op = 'conv2d';
       const y = A.conv2d(h(op, 'x', x), xShape, h(op, 'w', w), wShape, hOpt(op, 'b', b), p.stride, p.padding);
-      const [N, , H, W] = xShape;
-      const P = Math.floor((H + 2 * p.padding[0] - wShape[2]) / p.stride[0]) + 1;
-      const Q = Math.floor((W + 2 * p.padding[1] - wShape[3]) / p.stride[1]) + 1;
-      return new NativeStorage(N * wShape[0] * P * Q, y);
+      return wrap(y, convOutputShape(xShape, wShape, p));
     },
     conv2dBackwardData(dy, w, xShape, wShape, p) {
       const op = 'conv2dBackwardData';
@@ -271,10 +268,7 @@ function otherKernels(A: NativeAddon): Pick<
   return {
     avgPool2d(x, xShape, p: Pool2dParams) {
       const y = A.avgPool2d(h('avgPool2d', 'x', x), xShape, p.kernel, p.stride, p.padding);
-      const [N, C, H, W] = xShape;
-      const P = Math.floor((H + 2 * p.padding[0] - p.kernel[0]) / p.stride[0]) + 1;
-      const Q = Math.floor((W + 2 * p.padding[1] - p.kernel[1]) / p.stride[1]) + 1;
-      return new NativeStorage(N * C * P * Q, y);
+      return wrap(y, poolOutputShape(xShape, p));
     },
     avgPool2dBackward: (dy, xShape, p) =>
       wrap(A.avgPool2dBackward(h('avgPool2dBackward', 'dy', dy), xShape, p.kernel, p.stride, p.padding), xShape),
