@@ -1,36 +1,37 @@
 /**
- * Exports the seed's ResNet-18 (from its state dict) as an ONNX model that onnxruntime and other ONNX runtimes
- * run as is.
- *
- * The graph, for input `input` float32 [N,3,32,32] (N dynamic; RGB already normalized as in training,
- * (x/255 - mean)/std with the seed's CIFAR-10 mean and std) and output `logits` float32 [N,classes]:
- *   conv1:   Conv 3x3 pad 1 → BatchNormalization → Relu
- *   blocks:  Conv 3x3 (stride s) → BN → Relu → Conv 3x3 → BN, plus the input (or Conv 1x1 stride s → BN when the
- *            shape changes) → Add → Relu; stride 2 in the first block of layer2..4, as in the seed's make_layer
- *   head:    AveragePool 4x4 stride 4 (the seed's F.avg_pool2d(out, 4)) → Flatten → Gemm (fc, transB=1)
- * BatchNorm stays a BatchNormalization node in inference form (running statistics, epsilon 1e-5) rather than
- * being folded into the conv: the initializers keep the seed's state_dict names and values, and runtimes fold it
- * themselves. Widths and block counts come from the weights' shapes; the seed's structure is assumed.
+ * Exports a ResNet-18 of any width and class count (src/models) as an ONNX model that onnxruntime and other ONNX
+ * runtimes run as is. The graph is written by walking the model's modules, the same tree whose forward passes
+ * compute our logits, so a model of another spec exports without a graph of its own:
+ *   Conv2d → Conv, BatchNorm2d → BatchNormalization (inference form: running statistics, the module's epsilon),
+ *   ReLU → Relu, Sequential → its layers in order, BasicBlock → left branch + shortcut (the input, or its
+ *   Sequential) → Add → Relu; ResNet → its stages in order, then AveragePool over the final map (the model's
+ *   avg_pool2d) → Flatten → Gemm (fc, transB=1).
+ * Input `input` float32 [N,3,S,S] (N dynamic, S the spec's inputSize; RGB already normalized as in training,
+ * (x/255 - mean)/std with the seed's CIFAR-10 mean and std), output `logits` float32 [N,classes]. Node and
+ * initializer names are the modules' state-dict names. BatchNorm stays a node rather than being folded into the
+ * conv: the initializers keep the seed's names and values, and runtimes fold it themselves.
  *
  * What it is not: a general PyTorch-to-ONNX tracer, nor an ONNX reader. The schema below is the subset of
- * onnx.proto this file writes, transcribed by hand (field names and numbers as in the spec).
- *
- * References: onnx/onnx.proto (IR), docs/Operators.md (Conv, BatchNormalization, Relu, Add, AveragePool,
- * Flatten, Gemm), docs/Versioning.md (IR version per opset); /work/shared/bench/seed_resnet.py.
+ * onnx.proto this file writes, transcribed by hand (field names and numbers as in the ONNX IR definition; the IR
+ * version that goes with each opset from the ONNX versioning table).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as protobuf from 'protobufjs';
-import { StateDict } from '../tensor/host';
+import { backendByName } from '../backend';
+import { SEED_SPEC, fitToSpec, guessSpec, modelFromWeights, type ModelSpec } from '../models';
+import { BasicBlock, type ResNet } from '../models/resnet';
+import { BatchNorm2d, Conv2d, Linear, ReLU, Sequential } from '../nn/layers';
+import type { Module } from '../nn/module';
+import type { StateDict } from '../tensor/host';
 
 export const ONNX_INPUT_NAME = 'input';
 export const ONNX_OUTPUT_NAME = 'logits';
 export const ONNX_DEFAULT_OPSET = 13;
-/** the IR version that goes with each opset we emit (docs/Versioning.md); every op here is unchanged in 13..21 */
+/** the IR version that goes with each opset we emit; every op here is unchanged in 13..21 */
 const IR_VERSION_OF_OPSET: Record<number, number> = {
   13: 7, 14: 7, 15: 8, 16: 8, 17: 8, 18: 8, 19: 9, 20: 9, 21: 10,
 };
-const BN_EPSILON = 1e-5;
 const FLOAT = 1; // TensorProto.DataType.FLOAT
 const ATTR_INT = 2;
 const ATTR_INTS = 7;
@@ -86,98 +87,69 @@ interface Node { op_type: string; name: string; input: string[]; output: string[
 const ints = (name: string, v: number[]): Attr => ({ name, type: ATTR_INTS, ints: v });
 const int = (name: string, v: number): Attr => ({ name, type: ATTR_INT, i: v });
 
-/** Builds the node list while checking each state-dict entry it uses; problems are reported all at once. */
-class GraphBuilder {
+/** Collects nodes and initializers; initializers are the model's own tensors, under their state-dict names. */
+class GraphWriter {
   readonly nodes: Node[] = [];
   readonly initializers: Array<{ name: string; dims: number[]; data_type: number; raw_data: Uint8Array }> = [];
-  readonly problems: string[] = [];
-  private readonly used = new Set<string>();
 
   constructor(private readonly sd: StateDict) {}
 
-  /** Uses entry `key` as an initializer; `check` tells whether its shape is right. Returns the shape. */
-  param(key: string, expect: string, check: (s: readonly number[]) => boolean): readonly number[] {
+  /** The model's tensor `key` as an initializer; returns its name. */
+  init(key: string): string {
     const t = this.sd.get(key);
-    this.used.add(key);
-    if (t === undefined) {
-      this.problems.push(`missing ${key}`);
-      return [];
-    }
-    if (t.dtype !== 'float32' || !check(t.shape)) {
-      this.problems.push(`${key}: expected float32 ${expect}, received ${t.dtype} [${t.shape.join(',')}]`);
-      return t.shape;
+    if (t === undefined || t.dtype !== 'float32') {
+      throw new Error(`exportOnnx: expected the model to hold a float32 tensor ${key}, received ${t ? t.dtype : 'none'}`);
     }
     const raw = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
     this.initializers.push({ name: key, dims: [...t.shape], data_type: FLOAT, raw_data: raw });
-    return t.shape;
+    return key;
   }
 
-  node(op: string, name: string, input: string[], attribute: Attr[] = []): string {
-    this.nodes.push({ op_type: op, name, input, output: [name], attribute });
-    return name;
-  }
-
-  /** Conv (no bias) at `prefix` ("conv1.0"), in-channels c; returns [output, out-channels]. */
-  conv(prefix: string, x: string, c: number, r: number, stride: number): [string, number] {
-    const w = this.param(`${prefix}.weight`, `[K,${c},${r},${r}]`, (s) => s.length === 4 && s[1] === c && s[2] === r && s[3] === r);
-    const pad = (r - 1) / 2;
-    const attrs = [ints('kernel_shape', [r, r]), ints('strides', [stride, stride]), ints('pads', [pad, pad, pad, pad])];
-    return [this.node('Conv', prefix, [x, `${prefix}.weight`], attrs), w[0] ?? 0];
-  }
-
-  batchNorm(prefix: string, x: string, k: number): string {
-    const names = ['weight', 'bias', 'running_mean', 'running_var'].map((p) => `${prefix}.${p}`);
-    for (const n of names) this.param(n, `[${k}]`, (s) => s.length === 1 && s[0] === k);
-    const counter = this.sd.get(`${prefix}.num_batches_tracked`);
-    this.used.add(`${prefix}.num_batches_tracked`);
-    if (counter !== undefined && counter.data.length !== 1) {
-      this.problems.push(`${prefix}.num_batches_tracked: expected a scalar, received [${counter.shape.join(',')}]`);
-    }
-    return this.node('BatchNormalization', prefix, [x, ...names], [{ name: 'epsilon', type: ATTR_FLOAT, f: BN_EPSILON }]);
-  }
-
-  hasKey(key: string): boolean {
-    return this.sd.has(key);
-  }
-
-  /** Keys present in the state dict that the graph did not use (num_batches_tracked is not needed). */
-  unused(): string[] {
-    return [...this.sd.keys()].filter((k) => !this.used.has(k));
+  node(op: string, name: string, input: string[], attribute: Attr[] = [], output = name): string {
+    this.nodes.push({ op_type: op, name, input, output: [output], attribute });
+    return output;
   }
 }
 
-/** One residual block of the seed (`ResidualBlock`); returns its output and out-channels. */
-function block(g: GraphBuilder, p: string, x: string, c: number, stride: number): [string, number] {
-  const [a, k] = g.conv(`${p}.left.0`, x, c, 3, stride);
-  const b = g.node('Relu', `${p}.left.2`, [g.batchNorm(`${p}.left.1`, a, k)]);
-  const [d] = g.conv(`${p}.left.3`, b, k, 3, 1);
-  const left = g.batchNorm(`${p}.left.4`, d, k);
-  let shortcut = x;
-  // the seed adds a conv 1x1 + BN shortcut exactly when the block changes the shape
-  if (stride !== 1 || c !== k || g.hasKey(`${p}.shortcut.0.weight`)) {
-    const [s] = g.conv(`${p}.shortcut.0`, x, c, 1, stride);
-    shortcut = g.batchNorm(`${p}.shortcut.1`, s, k);
+/** Writes module `m`, named `name` in the state dict, applied to value `x`; returns the name of its output. */
+function emit(g: GraphWriter, m: Module, name: string, x: string): string {
+  if (m instanceof Conv2d) {
+    const r = m.kernelSize;
+    const p = m.padding;
+    const attrs = [ints('kernel_shape', [r, r]), ints('strides', [m.stride, m.stride]), ints('pads', [p, p, p, p])];
+    const inputs = [x, g.init(`${name}.weight`), ...(m.bias ? [g.init(`${name}.bias`)] : [])];
+    return g.node('Conv', name, inputs, attrs);
   }
-  return [g.node('Relu', p, [g.node('Add', `${p}.add`, [left, shortcut])]), k];
+  if (m instanceof BatchNorm2d) {
+    const inputs = ['weight', 'bias', 'running_mean', 'running_var'].map((k) => g.init(`${name}.${k}`));
+    return g.node('BatchNormalization', name, [x, ...inputs], [{ name: 'epsilon', type: ATTR_FLOAT, f: m.eps }]);
+  }
+  if (m instanceof ReLU) return g.node('Relu', name, [x]);
+  if (m instanceof Sequential) return m.layers.reduce((h, layer, i) => emit(g, layer, `${name}.${i}`, h), x);
+  if (m instanceof BasicBlock) {
+    const left = emit(g, m.left, `${name}.left`, x);
+    // an empty shortcut is the identity: the block keeps the shape
+    const shortcut = m.shortcut.layers.length > 0 ? emit(g, m.shortcut, `${name}.shortcut`, x) : x;
+    return g.node('Relu', name, [g.node('Add', `${name}.add`, [left, shortcut])]);
+  }
+  throw new Error(`exportOnnx: no ONNX form for module ${name} (${m.constructor.name})`);
 }
 
-function buildGraph(sd: StateDict): { g: GraphBuilder; classes: number } {
-  const g = new GraphBuilder(sd);
-  const [c1, c0] = g.conv('conv1.0', ONNX_INPUT_NAME, 3, 3, 1);
-  let x = g.node('Relu', 'conv1.2', [g.batchNorm('conv1.1', c1, c0)]);
-  let c = c0;
-  for (let layer = 1; layer <= 4; layer++) {
-    for (let b = 0; b === 0 || g.hasKey(`layer${layer}.${b}.left.0.weight`); b++) {
-      [x, c] = block(g, `layer${layer}.${b}`, x, c, layer > 1 && b === 0 ? 2 : 1);
-    }
+/** The whole model: its stages in order, then the head (average pool over the final map, flatten, fc). */
+function writeGraph(model: ResNet, spec: ModelSpec): GraphWriter {
+  const g = new GraphWriter(model.stateDict());
+  let x = ONNX_INPUT_NAME;
+  for (const [name, child] of model.namedChildren()) {
+    if (child !== model.fc) x = emit(g, child, name, x);
   }
-  const pooled = g.node('AveragePool', 'avg_pool', [x], [ints('kernel_shape', [4, 4]), ints('strides', [4, 4])]);
+  // each of layer2..4 halves the map: the seed's F.avg_pool2d(out, 4) of a 32x32 input averages the whole 4x4 map
+  const map = spec.inputSize / 8;
+  const pooled = g.node('AveragePool', 'avg_pool', [x], [ints('kernel_shape', [map, map]), ints('strides', [map, map])]);
   const flat = g.node('Flatten', 'flatten', [pooled], [int('axis', 1)]);
-  const fc = g.param('fc.weight', `[classes,${c}]`, (s) => s.length === 2 && s[1] === c);
-  const classes = fc[0] ?? 0;
-  g.param('fc.bias', `[${classes}]`, (s) => s.length === 1 && s[0] === classes);
-  g.nodes.push({ op_type: 'Gemm', name: 'fc', input: [flat, 'fc.weight', 'fc.bias'], output: [ONNX_OUTPUT_NAME], attribute: [int('transB', 1)] });
-  return { g, classes };
+  const fc: Linear = model.fc;
+  const inputs = [flat, g.init('fc.weight'), ...(fc.bias ? [g.init('fc.bias')] : [])];
+  g.node('Gemm', 'fc', inputs, [int('transB', 1)], ONNX_OUTPUT_NAME);
+  return g;
 }
 
 function tensorValue(name: string, dims: Array<number | string>) {
@@ -195,36 +167,42 @@ export interface OnnxExportOptions {
 }
 
 /**
- * What keeps `sd` from being the seed's ResNet-18 (any width, any number of classes): missing keys,
- * mis-shaped or non-float32 entries, unexpected keys; empty when it is one. num_batches_tracked is optional.
+ * What keeps `sd` from being the seed's ResNet-18 at the width and class count its conv1.0.weight and fc.weight
+ * imply (the seed's 64 and 10 where they are missing or mis-shaped): missing keys, mis-shaped or non-float32
+ * entries, unexpected keys; empty when it is one. num_batches_tracked is optional.
  */
 export function seedStateDictProblems(sd: StateDict): string[] {
-  const { g } = buildGraph(sd);
-  const unused = g.unused();
-  return unused.length > 0 ? [...g.problems, `unexpected ${unused.join(', ')}`] : g.problems;
+  const guess = guessSpec(sd);
+  if (typeof guess !== 'string') return fitToSpec(sd, guess).lines;
+  const conv1 = sd.get('conv1.0.weight')?.shape;
+  const fc = sd.get('fc.weight')?.shape;
+  const width = conv1 !== undefined && conv1.length === 4 && conv1[0] >= 1 ? conv1[0] : SEED_SPEC.width;
+  const numClasses = fc !== undefined && fc.length === 2 && fc[0] >= 1 ? fc[0] : SEED_SPEC.numClasses;
+  return fitToSpec(sd, { ...SEED_SPEC, width, numClasses }).lines;
 }
 
-/** Serializes the seed ResNet-18 with these weights as ONNX model bytes. */
-export function exportOnnx(sd: StateDict, opts: OnnxExportOptions = {}): Uint8Array {
-  const opset = opts.opset ?? ONNX_DEFAULT_OPSET;
+function checkOpset(opset: number): number {
   const irVersion = IR_VERSION_OF_OPSET[opset];
   if (irVersion === undefined) throw new Error(`exportOnnx: expected opset 13..21, received ${opset}`);
-  const { g, classes } = buildGraph(sd);
-  const unused = g.unused();
-  if (unused.length > 0) g.problems.push(`unexpected ${unused.join(', ')}`);
-  if (g.problems.length > 0) {
-    throw new Error(`exportOnnx: the weights are not the seed's ResNet-18: ${g.problems.join('; ')}`);
-  }
+  return irVersion;
+}
+
+/** Serializes `model` (of `spec`) as ONNX model bytes, by walking its modules. */
+export function exportModelOnnx(model: ResNet, spec: ModelSpec, opts: OnnxExportOptions = {}): Uint8Array {
+  const opset = opts.opset ?? ONNX_DEFAULT_OPSET;
+  const irVersion = checkOpset(opset);
+  const g = writeGraph(model, spec);
+  const s = spec.inputSize;
   const graph = {
-    name: 'resnet18',
-    doc_string: `input: float32 [N,3,32,32], RGB normalized as in training; output: ${ONNX_OUTPUT_NAME} [N,${classes}]`,
+    name: spec.arch,
+    doc_string: `input: float32 [N,3,${s},${s}], RGB normalized as in training; output: ${ONNX_OUTPUT_NAME} [N,${spec.numClasses}]`,
     node: g.nodes,
     initializer: g.initializers,
-    input: [tensorValue(ONNX_INPUT_NAME, ['N', 3, 32, 32])],
-    output: [tensorValue(ONNX_OUTPUT_NAME, ['N', classes])],
+    input: [tensorValue(ONNX_INPUT_NAME, ['N', 3, s, s])],
+    output: [tensorValue(ONNX_OUTPUT_NAME, ['N', spec.numClasses])],
   };
   const metadata = Object.entries(opts.metadata ?? {}).map(([key, value]) => ({ key, value }));
-  const model = {
+  const onnxModel = {
     ir_version: irVersion,
     producer_name: 'resnet-ts',
     producer_version: opts.producerVersion ?? '',
@@ -233,11 +211,30 @@ export function exportOnnx(sd: StateDict, opts: OnnxExportOptions = {}): Uint8Ar
     metadata_props: metadata,
   };
   const T = onnxModelType();
-  return T.encode(T.fromObject(model)).finish();
+  return T.encode(T.fromObject(onnxModel)).finish();
+}
+
+/**
+ * Serializes the ResNet-18 these weights are (spec: `opts.spec` as a checkpoint recorded it, else inferred from the
+ * shapes) as ONNX model bytes: the weights are checked, loaded into the model the factory builds, and it is walked.
+ */
+export function exportOnnx(sd: StateDict, opts: OnnxExportOptions & { spec?: unknown } = {}): Uint8Array {
+  checkOpset(opts.opset ?? ONNX_DEFAULT_OPSET);
+  const problems = seedStateDictProblems(sd);
+  if (problems.length > 0) {
+    throw new Error(`exportOnnx: the weights are not the seed's ResNet-18: ${problems.join('; ')}`);
+  }
+  // the reference backend: exporting needs the values, not speed, and works where the addon is not built
+  const { model, spec } = modelFromWeights(sd, { recorded: opts.spec, where: 'exportOnnx', backend: backendByName('reference') });
+  try {
+    return exportModelOnnx(model, spec, opts);
+  } finally {
+    model.dispose();
+  }
 }
 
 /** Writes the ONNX model for these weights to `file`. */
-export function writeOnnxFile(file: string, sd: StateDict, opts: OnnxExportOptions = {}): void {
+export function writeOnnxFile(file: string, sd: StateDict, opts: OnnxExportOptions & { spec?: unknown } = {}): void {
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
   try {
     fs.writeFileSync(tmp, exportOnnx(sd, opts));

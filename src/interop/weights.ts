@@ -28,6 +28,11 @@ export interface LoadedWeights {
   path: string;
   /** what was done on the way: conversions, a stripped prefix, fallbacks */
   notes: string[];
+  /**
+   * The architecture spec the file records (our checkpoints since they record it), unchecked: src/models'
+   * specForWeights checks it against the shapes, or infers one when there is none (.pth, .safetensors).
+   */
+  spec?: Record<string, unknown>;
 }
 
 const DATA_PARALLEL_PREFIX = 'module.';
@@ -89,13 +94,16 @@ function toFloat32(sd: StateDict, notes: string[]): StateDict {
   return out;
 }
 
-async function readAny(file: string, format: WeightsFormat, notes: string[]): Promise<StateDict> {
-  if (format === 'checkpoint') return (await readCheckpointFile(file)).model;
+async function readAny(file: string, format: WeightsFormat, notes: string[]): Promise<{ sd: StateDict; spec?: Record<string, unknown> }> {
+  if (format === 'checkpoint') {
+    const c = await readCheckpointFile(file);
+    return { sd: c.model, spec: c.spec };
+  }
   try {
-    if (format === 'safetensors') return readSafetensorsFile(file).tensors;
+    if (format === 'safetensors') return { sd: readSafetensorsFile(file).tensors };
     const r = readPthFile(file);
     notes.push(...r.notes);
-    return r.stateDict;
+    return { sd: r.stateDict };
   } catch (err) {
     // The readers name themselves for their own callers; a user asked for weights and gets the file and the reason.
     throw new Error((err as Error).message.replace(/\b(readPth|readSafetensors): /g, ''), { cause: err });
@@ -109,6 +117,6 @@ export async function loadWeights(weightsPath: string): Promise<LoadedWeights> {
   if (file !== weightsPath) notes.push(`${weightsPath} resolved to ${file}`);
   const format = sniffWeightsFormat(file);
   const raw = await readAny(file, format, notes);
-  const stateDict = toFloat32(stripDataParallel(raw, notes), notes);
-  return { stateDict, format, path: file, notes };
+  const stateDict = toFloat32(stripDataParallel(raw.sd, notes), notes);
+  return { stateDict, format, path: file, notes, ...(raw.spec !== undefined ? { spec: raw.spec } : {}) };
 }

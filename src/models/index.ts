@@ -7,13 +7,13 @@
  * What it is not: a weights reader (src/interop/weights.ts reads files; this takes their state dict).
  */
 import type { Backend, DType } from '../backend/backend';
-import { describeLoad, firstFew } from '../nn/module';
+import { describeLoad } from '../nn/module';
 import type { StateDict } from '../tensor/host';
 import { ResNet } from './resnet';
-import { type ModelSpec, checkSpec, describeSpec, inferSpec, stateDictProblems } from './spec';
+import { type ModelSpec, type SpecFit, checkSpec, describeSpec, fitToSpec, guessSpec } from './spec';
 
-export { SEED_SPEC, checkSpec, describeSpec, expectedEntries, guessSpec, inferSpec, stateDictProblems } from './spec';
-export type { ModelSpec } from './spec';
+export { RESNET18_INPUT_SIZE, SEED_SPEC, checkSpec, describeSpec, expectedEntries, fitToSpec, guessSpec, inferSpec } from './spec';
+export type { ExpectedEntry, ModelSpec, SpecFit } from './spec';
 
 export interface BuildOptions {
   /** seed of the initialisation generator (default 0) */
@@ -30,23 +30,24 @@ export function buildModel(spec: ModelSpec, opts: BuildOptions = {}): ResNet {
 
 /**
  * The spec of these weights: `recorded` (what our checkpoints store) when there is one, checked against the
- * shapes; otherwise inferred from the shapes (weights from PyTorch or safetensors, our checkpoints before the
- * spec was recorded). `where` (the file) opens every error.
+ * shapes; otherwise inferred from the shapes (weights from PyTorch or safetensors, our checkpoints from before the
+ * spec was recorded). `where` (e.g. "--weights FILE") opens every error; the keys that do not fit are listed as
+ * Module.loadStateDict lists them: the first few and a count.
  */
 export function specForWeights(sd: StateDict, recorded: unknown, where: string): ModelSpec {
+  let spec: ModelSpec;
   if (recorded === undefined) {
-    try {
-      return inferSpec(sd);
-    } catch (err) {
-      throw new Error(`${where}: ${(err as Error).message.replace(/^inferSpec: /, '')}`, { cause: err });
-    }
+    const guess = guessSpec(sd);
+    if (typeof guess === 'string') throw new Error(`${where}: ${guess}`);
+    spec = guess;
+  } else {
+    spec = checkSpec(recorded, where);
   }
-  const spec = checkSpec(recorded, where);
-  const problems = stateDictProblems(sd, spec);
-  if (problems.length > 0) {
-    throw new Error(`${where} records the model ${describeSpec(spec)}, but its weights do not fit it: ${firstFew(problems, '; ')}`);
-  }
-  return spec;
+  const fit = fitToSpec(sd, spec);
+  if (fit.lines.length === 0) return spec;
+  throw new Error(recorded === undefined
+    ? `${where} does not fit ResNet-18: ${describeLoad(fit)}`
+    : `${where} records the model ${describeSpec(spec)}, but its weights do not fit it: ${describeLoad(fit)}`);
 }
 
 /** Builds the model of these weights (see specForWeights) and loads them into it, in eval mode. */
@@ -55,12 +56,12 @@ export function modelFromWeights(
 ): { model: ResNet; spec: ModelSpec } {
   const spec = specForWeights(sd, opts.recorded, opts.where);
   const model = buildModel(spec, opts);
-  // non-strict only for the counters stateDictProblems allows to be missing (num_batches_tracked): they start at 0
+  // not strict: fitToSpec allows a missing num_batches_tracked (it then starts at 0); everything else was checked
   const fit = model.loadStateDict(sd, { strict: false });
-  const missingFloats = fit.missing.filter((k) => !k.endsWith('.num_batches_tracked'));
-  if (missingFloats.length || fit.unexpected.length || fit.mismatched.length) {
+  const unfit: SpecFit = { ...fit, missing: fit.missing.filter((k) => !k.endsWith('.num_batches_tracked')), lines: [] };
+  if (unfit.missing.length || unfit.unexpected.length || unfit.mismatched.length) {
     model.dispose();
-    throw new Error(`${opts.where} does not fit ${describeSpec(spec)}: ${describeLoad({ ...fit, missing: missingFloats })}`);
+    throw new Error(`${opts.where} does not fit ${describeSpec(spec)}: ${describeLoad(unfit)}`);
   }
   return { model: model.eval(), spec };
 }

@@ -3,10 +3,11 @@
  * build the model again. Our checkpoints and run.json record it; weights from elsewhere (.pth, .safetensors) get it
  * inferred from their shapes alone (`inferSpec`).
  *
- * What it is not: a model builder (src/models/index.ts builds from a spec) and not a file reader.
+ * What it is not: a model builder (src/models/index.ts builds from a spec) and not a file reader. The seed's
+ * PyTorch names and the stage plan come from ./resnet.ts.
  */
 import type { StateDict } from '../tensor/host';
-import { firstFew } from '../nn/module';
+import { describeLoad, firstFew } from '../nn/module';
 import { hasProjection, resnet18Stages } from './resnet';
 
 export interface ModelSpec {
@@ -72,52 +73,63 @@ export function expectedEntries(spec: ModelSpec): ExpectedEntry[] {
   return out;
 }
 
+/** How `sd` differs from the model of `spec`, as Module.loadStateDict lists it (mis-shaped: `K: expected [..], received [..]`). */
+export interface SpecFit {
+  missing: string[];
+  unexpected: string[];
+  mismatched: string[];
+  /** the same in one line per problem, for the ONNX writer: `missing K`, `K: expected float32 [..], received int64 [..]`, `unexpected K, L` */
+  lines: string[];
+}
+
 /**
- * What keeps `sd` from being the model of `spec`, one line per key in the model's order: `missing K`,
- * `K: expected float32 [..], received int64 [..]`, then `unexpected K`; empty when it fits. A missing
+ * What keeps `sd` from being the model of `spec`, in the model's key order; all lists empty when it fits. A missing
  * num_batches_tracked is no problem: PyTorch before 0.4.1 did not save it and inference does not use it.
  */
-export function stateDictProblems(sd: StateDict, spec: ModelSpec): string[] {
-  const problems: string[] = [];
+export function fitToSpec(sd: StateDict, spec: ModelSpec): SpecFit {
+  const fit: SpecFit = { missing: [], unexpected: [], mismatched: [], lines: [] };
   const known = new Set<string>();
   for (const e of expectedEntries(spec)) {
     known.add(e.key);
     const t = sd.get(e.key);
     if (t === undefined) {
-      if (!e.counter) problems.push(`missing ${e.key}`);
-    } else if (e.counter) {
-      if (t.data.length !== 1) problems.push(`${e.key}: expected a scalar, received [${t.shape.join(',')}]`);
-    } else if (t.dtype !== 'float32' || !sameShape(t.shape, e.shape)) {
-      problems.push(`${e.key}: expected float32 [${e.shape.join(',')}], received ${t.dtype} [${t.shape.join(',')}]`);
+      if (!e.counter) {
+        fit.missing.push(e.key);
+        fit.lines.push(`missing ${e.key}`);
+      }
+    } else if (e.counter ? t.data.length !== 1 : t.dtype !== 'float32' || !sameShape(t.shape, e.shape)) {
+      const want = e.counter ? 'a scalar' : `float32 [${e.shape.join(',')}]`;
+      const got = `${t.dtype} [${t.shape.join(',')}]`;
+      fit.mismatched.push(t.dtype === 'float32' ? `${e.key}: expected [${e.shape.join(',')}], received [${t.shape.join(',')}]` : `${e.key}: expected ${want}, received ${got}`);
+      fit.lines.push(`${e.key}: expected ${want}, received ${got}`);
     }
   }
-  for (const k of sd.keys()) if (!known.has(k)) problems.push(`unexpected ${k}`);
-  return problems;
+  fit.unexpected = [...sd.keys()].filter((k) => !known.has(k));
+  if (fit.unexpected.length > 0) fit.lines.push(`unexpected ${fit.unexpected.join(', ')}`);
+  return fit;
 }
+
+const fits = (f: SpecFit): boolean => f.lines.length === 0;
 
 const shapeOf = (sd: StateDict, key: string): string => {
   const t = sd.get(key);
-  return t === undefined ? 'no such key' : `${t.dtype} [${t.shape.join(',')}]`;
+  return t === undefined ? 'none' : `${t.dtype} [${t.shape.join(',')}]`;
 };
 
 /**
- * The spec that conv1.0.weight [w,3,3,3] and fc.weight [classes,8w] point to, or the reason there is none;
- * nothing else is checked (stateDictProblems does that).
+ * The spec that conv1.0.weight [w,3,3,3] and fc.weight [classes,8w] point to, or why there is none; nothing else
+ * is checked (fitToSpec does that).
  */
 export function guessSpec(sd: StateDict): ModelSpec | string {
-  const conv1 = sd.get('conv1.0.weight');
-  const s = conv1?.shape;
-  if (s === undefined || s.length !== 4 || s[1] !== 3 || s[2] !== 3 || s[3] !== 3 || s[0] < 1) {
-    const keys = firstFew([...sd.keys()], ', ') || '(none)';
-    return `expected conv1.0.weight of shape [width,3,3,3] (the first convolution of a ResNet-18), received ${shapeOf(sd, 'conv1.0.weight')}; ` +
-      `the weights hold ${sd.size} keys: ${keys}`;
+  const c = sd.get('conv1.0.weight')?.shape;
+  const f = sd.get('fc.weight')?.shape;
+  const width = c !== undefined && c.length === 4 && c[0] >= 1 && c[1] === 3 && c[2] === 3 && c[3] === 3 ? c[0] : 0;
+  if (width > 0 && f !== undefined && f.length === 2 && f[0] >= 1 && f[1] === 8 * width) {
+    return { arch: 'resnet18', width, numClasses: f[0], inputSize: RESNET18_INPUT_SIZE };
   }
-  const width = s[0];
-  const fc = sd.get('fc.weight')?.shape;
-  if (fc === undefined || fc.length !== 2 || fc[1] !== 8 * width || fc[0] < 1) {
-    return `expected fc.weight of shape [classes,${8 * width}] (width ${width} from conv1.0.weight), received ${shapeOf(sd, 'fc.weight')}`;
-  }
-  return { arch: 'resnet18', width, numClasses: fc[0], inputSize: RESNET18_INPUT_SIZE };
+  const want = 'expected a ResNet-18 state dict with fc.weight of shape [classes, 8*width] and conv1.0.weight of shape [width,3,3,3]';
+  if (c === undefined && f === undefined) return `${want}, received keys ${firstFew([...sd.keys()], ', ') || '(none)'}`;
+  return `${want}, received conv1.0.weight ${shapeOf(sd, 'conv1.0.weight')} and fc.weight ${shapeOf(sd, 'fc.weight')}`;
 }
 
 /**
@@ -127,10 +139,10 @@ export function guessSpec(sd: StateDict): ModelSpec | string {
 export function inferSpec(sd: StateDict): ModelSpec {
   const spec = guessSpec(sd);
   if (typeof spec === 'string') throw new Error(`inferSpec: ${spec}`);
-  const problems = stateDictProblems(sd, spec);
-  if (problems.length > 0) {
-    throw new Error(`inferSpec: the weights do not fit ${describeSpec(spec)} (from conv1.0.weight and fc.weight): ` +
-      firstFew(problems, '; '));
+  const fit = fitToSpec(sd, spec);
+  if (!fits(fit)) {
+    throw new Error(`inferSpec: the weights do not fit ResNet-18 at width ${spec.width} with ${spec.numClasses} classes ` +
+      `(from conv1.0.weight and fc.weight): ${describeLoad(fit)}`);
   }
   return spec;
 }

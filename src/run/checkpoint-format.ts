@@ -36,6 +36,11 @@ export interface Checkpoint {
   env?: Record<string, string>;
   /** the training loop's own state (position inside an epoch, running sums, best accuracy, history) */
   trainer?: Record<string, unknown>;
+  /**
+   * The model's architecture spec, { arch, width, numClasses, inputSize } (src/models/spec.ts checks it when the
+   * weights are read); checkpoints written before it was recorded lack it and get it inferred from their shapes.
+   */
+  spec?: Record<string, unknown>;
 }
 
 /** A checkpoint that cannot be used: `file` names it, `reason` says what is wrong with it. */
@@ -229,7 +234,7 @@ export function decodeCheckpoint(bytes: Uint8Array, name: string): Checkpoint {
       config: meta.config as Record<string, unknown>,
     };
     if (opt.state !== undefined) c.optimizer.state = opt.state;
-    for (const k of ['rng', 'datasetFingerprint', 'metrics', 'env', 'trainer'] as const) {
+    for (const k of ['rng', 'datasetFingerprint', 'metrics', 'env', 'trainer', 'spec'] as const) {
       if (meta[k] !== undefined) (c as unknown as Record<string, unknown>)[k] = meta[k];
     }
     return c;

@@ -17,7 +17,8 @@ import { Loader, type Batch } from '../data/loader';
 import { openDataset, splitValidation } from '../data';
 import type { CifarData, Split } from '../data/types';
 import { loadWeights } from '../interop/weights';
-import { resnet18, type ResNet } from '../models/resnet';
+import { SEED_SPEC, buildModel, type ModelSpec } from '../models';
+import type { ResNet } from '../models/resnet';
 import { describeLoad } from '../nn/module';
 import { SGD } from '../nn/optim';
 import { Tensor, crossEntropy, tidy } from '../tensor';
@@ -138,7 +139,8 @@ async function run(
   const testLoader = evalLoader(data.test);
   const valLoader = val ? evalLoader(val) : null;
   const numClasses = data.classes.length;
-  const model = resnet18({ numClasses, seed: cfg.seed, backend: opts.backend, baseWidth: cfg.baseWidth });
+  const spec: ModelSpec = { arch: 'resnet18', width: cfg.baseWidth, numClasses, inputSize: SEED_SPEC.inputSize };
+  const model = buildModel(spec, { seed: cfg.seed, backend: opts.backend });
   const opt = new SGD(model.namedParameters(), {
     lr: cfg.lr, momentum: cfg.momentum, weightDecay: cfg.weightDecay, nesterov: cfg.nesterov,
   });
@@ -177,7 +179,7 @@ async function run(
   const events = EventWriter.create(opts.out, { purgeStep: opts.resume ? resumeStep : undefined, onWarning: warn });
   const metrics = MetricsLog.open(opts.out, { onWarning: warn });
   if (opts.resume) metrics.logResume(state.epoch, resumeStep);
-  writeRunInfo(opts, cfg, data, precision);
+  writeRunInfo(opts, cfg, data, precision, spec);
   log(`training ${cfg.recipe} recipe on ${opts.backend.name} in ${precision}: ${trainLoader.size} train / ${testLoader.size} test images, ` +
     `${numClasses} classes, ${trainLoader.numBatches} steps per epoch, epochs ${state.epoch + 1}..${cfg.epochs}; run folder ${opts.out}`);
 
@@ -190,6 +192,7 @@ async function run(
     epoch: complete ? state.epoch : state.epoch + 1,
     step: state.step,
     config: { ...cfg },
+    spec: { ...spec },
     datasetFingerprint: data.fingerprint,
     metrics: metricsNow,
     rng: { seed: cfg.seed, scheme: 'hash(seed, epoch, index)' },
@@ -386,9 +389,9 @@ async function resumeFrom(
   return loaded;
 }
 
-function writeRunInfo(opts: TrainOptions, cfg: TrainConfig, data: CifarData, precision: Precision): void {
+function writeRunInfo(opts: TrainOptions, cfg: TrainConfig, data: CifarData, precision: Precision, spec: ModelSpec): void {
   const info = {
-    config: cfg, data: opts.data, classes: data.classes, fingerprint: data.fingerprint, backend: opts.backend.describe(),
+    config: cfg, model: spec, data: opts.data, classes: data.classes, fingerprint: data.fingerprint, backend: opts.backend.describe(),
     precision, node: process.version,
   };
   saveRunInfo(opts.out, info);

@@ -6,7 +6,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { backendByName } from '../../src/backend';
 import {
-  SEED_SPEC, buildModel, checkSpec, expectedEntries, inferSpec, modelFromWeights, specForWeights, type ModelSpec,
+  SEED_SPEC, buildModel, checkSpec, expectedEntries, fitToSpec, inferSpec, modelFromWeights, specForWeights, type ModelSpec,
 } from '../../src/models';
 import type { StateDict } from '../../src/tensor/host';
 
@@ -45,9 +45,9 @@ describe('inferSpec', () => {
     const sd = stateDictOf(spec(4, 10));
     for (const [k, t] of stateDictOf(spec(8, 10))) if (k.startsWith('layer3.') || k.startsWith('layer4.')) sd.set(k, t);
     assert.throws(() => inferSpec(sd), (err: Error) => {
-      assert.match(err.message, /^inferSpec: the weights do not fit resnet18 \(width 4, 10 classes, 32x32 input\) \(from conv1\.0\.weight and fc\.weight\): /);
-      assert.match(err.message, /layer3\.0\.left\.0\.weight: expected float32 \[16,8,3,3\], received float32 \[32,16,3,3\]/);
-      assert.match(err.message, /and \d+ more \(\d+ in all\)$/);
+      assert.match(err.message, new RegExp('^inferSpec: the weights do not fit ResNet-18 at width 4 with 10 classes ' +
+        '\\(from conv1\\.0\\.weight and fc\\.weight\\): mis-shaped keys: layer3\\.0\\.left\\.0\\.weight: expected \\[16,8,3,3\\], ' +
+        'received \\[32,16,3,3\\]; (.*?; ){4}and 45 more \\(50 in all\\)$'));
       assert.ok(err.message.length < 800, `short: ${err.message.length} characters`);
       return true;
     });
@@ -55,10 +55,10 @@ describe('inferSpec', () => {
 
   test('no first convolution, or an fc that does not match it', () => {
     assert.throws(() => inferSpec(new Map([['a', { dtype: 'float32', shape: [1], data: new Float32Array(1) }]])),
-      /inferSpec: expected conv1\.0\.weight of shape \[width,3,3,3\].*received no such key; the weights hold 1 keys: a/);
+      /^Error: inferSpec: expected a ResNet-18 state dict with fc\.weight of shape \[classes, 8\*width\] and conv1\.0\.weight of shape \[width,3,3,3\], received keys a$/);
     const sd = stateDictOf(spec(4, 10));
     sd.set('fc.weight', { dtype: 'float32', shape: [10, 64], data: new Float32Array(640) });
-    assert.throws(() => inferSpec(sd), /inferSpec: expected fc\.weight of shape \[classes,32\] \(width 4 from conv1\.0\.weight\), received float32 \[10,64\]/);
+    assert.throws(() => inferSpec(sd), /, received conv1\.0\.weight float32 \[4,3,3,3\] and fc\.weight float32 \[10,64\]$/);
   });
 
   test('missing and unexpected keys are named; a missing num_batches_tracked is allowed', () => {
@@ -66,7 +66,12 @@ describe('inferSpec', () => {
     sd.delete('layer2.0.shortcut.0.weight');
     sd.delete('conv1.1.num_batches_tracked');
     sd.set('extra', { dtype: 'float32', shape: [1], data: new Float32Array(1) });
-    assert.throws(() => inferSpec(sd), /: missing layer2\.0\.shortcut\.0\.weight; unexpected extra$/);
+    sd.set('conv1.1.weight', { dtype: 'int64', shape: [4], data: new BigInt64Array(4) });
+    assert.throws(() => inferSpec(sd),
+      /: missing keys: layer2\.0\.shortcut\.0\.weight; unexpected keys: extra; mis-shaped keys: conv1\.1\.weight: expected float32 \[4\], received int64 \[4\]$/);
+    assert.deepEqual(fitToSpec(sd, spec(4, 3)).lines, [
+      'conv1.1.weight: expected float32 [4], received int64 [4]', 'missing layer2.0.shortcut.0.weight', 'unexpected extra',
+    ]);
   });
 });
 
@@ -75,7 +80,10 @@ describe('specForWeights / modelFromWeights', () => {
     const sd = stateDictOf(spec(4, 3));
     assert.deepEqual(specForWeights(sd, spec(4, 3), 'a.ckpt'), spec(4, 3));
     assert.throws(() => specForWeights(sd, spec(8, 3), 'a.ckpt'),
-      /^Error: a\.ckpt records the model resnet18 \(width 8, 3 classes, 32x32 input\), but its weights do not fit it: conv1\.0\.weight: expected float32 \[8,3,3,3\]/);
+      /^Error: a\.ckpt records the model resnet18 \(width 8, 3 classes, 32x32 input\), but its weights do not fit it: mis-shaped keys: conv1\.0\.weight: expected \[8,3,3,3\], received \[4,3,3,3\]; /);
+    const partial = stateDictOf(spec(4, 3));
+    partial.delete('layer1.0.left.0.weight');
+    assert.throws(() => specForWeights(partial, undefined, '--weights p.pth'), /^Error: --weights p\.pth does not fit ResNet-18: missing keys: layer1\.0\.left\.0\.weight$/);
   });
 
   test('loads the weights into the model it builds, in eval mode', () => {

@@ -12,8 +12,7 @@ import { useBackend } from '../../backend';
 import { Loader } from '../../data/loader';
 import { openDataset } from '../../data';
 import { loadWeights } from '../../interop/weights';
-import { resnet18 } from '../../models/resnet';
-import { describeLoad } from '../../nn/module';
+import { modelFromWeights } from '../../models';
 import { evaluate, formatConfusion } from '../../train/evaluate';
 
 export function registerEval(program: Command): void {
@@ -38,15 +37,10 @@ export function registerEval(program: Command): void {
       const data = await openDataset(dataPath, { log: o.json ? undefined : (m) => process.stderr.write(`${m}\n`) });
       const split = o.split === 'test' ? data.test : data.train;
       if (split.n === 0) throw new Error(`eval: ${dataPath} has no ${o.split} images`);
-      const fc = w.stateDict.get('fc.weight');
-      const conv = w.stateDict.get('conv1.0.weight');
-      const model = resnet18({ numClasses: fc ? fc.shape[0] : data.classes.length, baseWidth: conv ? conv.shape[0] : 64, backend });
-      const fit = model.loadStateDict(w.stateDict, { strict: false });
-      if (fit.missing.length || fit.unexpected.length || fit.mismatched.length) {
-        throw new Error(`eval: --weights ${w.path} does not fit ResNet-18: ${describeLoad(fit)}`);
-      }
-      if (fc && fc.shape[0] !== data.classes.length) {
-        throw new Error(`eval: the weights have ${fc.shape[0]} classes, the dataset ${data.classes.length}`);
+      const { model, spec } = modelFromWeights(w.stateDict, { recorded: w.spec, where: `eval: --weights ${w.path}`, backend });
+      if (spec.numClasses !== data.classes.length) {
+        model.dispose();
+        throw new Error(`eval: the weights have ${spec.numClasses} classes, the dataset ${data.classes.length}`);
       }
       const loader = new Loader(split, {
         batchSize: o.batchSize, shuffle: false, seed: o.seed, dropLast: false, limit: o.limit, augment: { crop: false, flip: false },

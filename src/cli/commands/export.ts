@@ -1,7 +1,8 @@
 /**
  * `resnet export --weights W --format onnx|safetensors|pth --out FILE [--opset N]`: writes trained weights in a
  * format other tools read:
- *  - onnx: the whole model, opset 13 by default, input `input` [N,3,32,32] (normalized), output `logits` [N,classes];
+ *  - onnx: the whole model of the weights' spec (any width and class count), opset 13 by default, input `input`
+ *    [N,3,32,32] (normalized), output `logits` [N,classes], the spec in the metadata (`model`);
  *  - safetensors: the state dict with the seed's key names (Hugging Face's format);
  *  - pth: the state dict in torch.save's zip format; `ResNet18().load_state_dict(torch.load(FILE))` reads it.
  * W is anything `--weights` takes elsewhere (.ckpt, run folder, .pth, .safetensors). Without --format, the
@@ -19,6 +20,7 @@ import { Command, Option } from 'commander';
 import type { StateDict } from '../../tensor/host';
 import { intInRange } from '../parse';
 import { loadWeights } from '../../interop/weights';
+import { specForWeights, type ModelSpec } from '../../models';
 import { ONNX_DEFAULT_OPSET, exportOnnx, seedStateDictProblems } from '../../interop/onnx';
 import { writePth } from '../../interop/pth-write';
 import { writeSafetensors } from '../../interop/safetensors';
@@ -85,8 +87,11 @@ function checkOut(opts: ExportOptions, format: ExportFormat): void {
   }
 }
 
-function encode(format: ExportFormat, sd: StateDict, opts: ExportOptions, source: string): Uint8Array {
-  if (format === 'onnx') return exportOnnx(sd, { opset: opts.opset ?? ONNX_DEFAULT_OPSET, metadata: { source: path.basename(source) } });
+function encode(format: ExportFormat, sd: StateDict, spec: ModelSpec, opts: ExportOptions, source: string): Uint8Array {
+  if (format === 'onnx') {
+    const metadata = { source: path.basename(source), model: JSON.stringify(spec) };
+    return exportOnnx(sd, { opset: opts.opset ?? ONNX_DEFAULT_OPSET, spec, metadata });
+  }
   if (format === 'safetensors') return writeSafetensors(sd, { format: 'pt', producer: 'resnet-ts' });
   return writePth(sd);
 }
@@ -114,7 +119,9 @@ export async function runExport(opts: ExportOptions): Promise<ExportResult> {
   if (problems.length > 0) {
     throw new Error(`export: ${loaded.path} is not the seed's ResNet-18: ${problems.join('; ')}`);
   }
-  const bytes = encode(format, loaded.stateDict, opts, loaded.path);
+  // a checkpoint's recorded spec must agree with its shapes; other files get theirs inferred
+  const spec = specForWeights(loaded.stateDict, loaded.spec, `export: ${loaded.path}`);
+  const bytes = encode(format, loaded.stateDict, spec, opts, loaded.path);
   writeOut(opts.out, bytes);
   return { out: opts.out, format, bytes: bytes.length, notes: loaded.notes };
 }
