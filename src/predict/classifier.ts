@@ -5,8 +5,9 @@
  * eval mode without autograd → softmax (src/predict/prediction.ts).
  *
  * What it is not: a batch evaluator (`resnet eval` owns accuracy over a test set) and not a server.
- * Every image runs alone (batch 1): the CLI and the server then give bitwise-identical outputs for the same
- * bytes (RELIABILITY.md S13), which a batched path could not promise.
+ * One image runs alone (batch 1, classifyInput/classifyBytes): the server and `resnet predict --batch-size 1`
+ * then give bitwise-identical outputs for the same bytes. classifyBatch runs many in one forward pass for
+ * folder prediction; its numbers agree to float32 rounding, not bit for bit (see classifyBatch).
  */
 import { DecodeOptions, preprocessForModel } from '../data';
 import { loadWeights } from '../interop/weights';
@@ -44,6 +45,12 @@ export interface Classifier {
   classifyBytes(bytes: Uint8Array, opts?: DecodeOptions): Promise<Prediction>;
   /** Classifies an already preprocessed input of INPUT_SHAPE. */
   classifyInput(x: Float32Array): Prediction;
+  /**
+   * Classifies n preprocessed inputs packed one after another ([n,3,32,32]) in one forward pass; predictions
+   * in input order. Not bitwise equal to classifyInput on each: convolution kernels are chosen per batch
+   * size and sum in different orders (within 1e-5 of the largest logit; equal under RESNET_CONV_ALGO=deterministic).
+   */
+  classifyBatch(x: Float32Array, n: number): Prediction[];
 }
 
 export interface LoadClassifierOptions {
@@ -102,9 +109,23 @@ export async function loadClassifier(weights: string, opts: LoadClassifierOption
     return predictionFromLogits(logits);
   };
 
+  const classifyBatch = (x: Float32Array, n: number): Prediction[] => {
+    const per = INPUT_SHAPE.reduce((a, b) => a * b, 1);
+    if (!Number.isInteger(n) || n < 0 || x.length !== n * per) {
+      throw new Error(`classifyBatch: expected n preprocessed inputs of ${per} values each ([n,${INPUT_SHAPE.slice(1).join(',')}]), received ${x.length} values for n = ${n}`);
+    }
+    if (n === 0) return [];
+    const logits = tidy(() => noGrad(() => model.forward(Tensor.fromArray(x, [n, ...INPUT_SHAPE.slice(1)])).toArray()));
+    if (logits.length !== n * numClasses) {
+      throw new Error(`classifyBatch: expected ${n * numClasses} logits from the model (${n} x ${numClasses}), received ${logits.length}`);
+    }
+    return Array.from({ length: n }, (_, i) => predictionFromLogits(logits.subarray(i * numClasses, (i + 1) * numClasses)));
+  };
+
   return {
     info,
     classifyInput,
+    classifyBatch,
     async classifyBytes(bytes: Uint8Array, decodeOpts?: DecodeOptions): Promise<Prediction> {
       return classifyInput(await preprocessForModel(bytes, decodeOpts));
     },

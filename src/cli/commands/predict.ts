@@ -1,17 +1,20 @@
 /**
- * `resnet predict FILE_OR_DIR... --weights W [--topk K] [--json] [--lang zh|en]`: classify images from the
- * command line; with no files, the seed's interactive loop (ask for a path, print the result, repeat).
+ * `resnet predict FILE_OR_DIR... --weights W [--topk K] [--json] [--lang zh|en] [--batch-size N]`: classify
+ * images from the command line; with no files, the seed's interactive loop (ask for a path, print the result, repeat).
  *
  * What it is: option parsing and output over src/predict (the programmatic API the server uses too).
  * Text results go to stdout, one line per file; errors to stderr (in the interactive loop too). With --json, stdout
  * is one JSON array (one object per file, errors included), or one {weights, error} object when the weights cannot
- * be loaded. The exit code is 1 if the weights or any file failed.
+ * be loaded. The exit code is 1 if the weights or any file failed. A long list on a terminal gets a progress bar on
+ * stderr, kept below the results as they stream.
  */
+import * as readline from 'node:readline';
 import { Command, InvalidArgumentError } from 'commander';
+import { SingleBar } from 'cli-progress';
 import { precisionOption } from '../precision';
 import { intInRange } from '../parse';
 import { loadClassifier, type Classifier } from '../../predict/classifier';
-import { Lang, formatResultText, predictPaths, resultToJson } from '../../predict/predict';
+import { DEFAULT_BATCH_SIZE, FileResult, Lang, formatResultText, predictPaths, resultToJson } from '../../predict/predict';
 import { interactiveLoop } from '../../predict/interactive';
 
 export interface PredictOptions {
@@ -22,12 +25,72 @@ export interface PredictOptions {
   readonly backend?: string;
   /** fp32 | bf16 | auto (default fp32) */
   readonly precision?: string;
+  /** files per forward pass (default DEFAULT_BATCH_SIZE); 1 gives the server's numbers bit for bit */
+  readonly batchSize?: number;
 }
 
 export interface PredictIo {
   readonly stdin: NodeJS.ReadableStream & { isTTY?: boolean };
   readonly stdout: NodeJS.WritableStream;
-  readonly stderr: NodeJS.WritableStream;
+  readonly stderr: NodeJS.WritableStream & { isTTY?: boolean };
+}
+
+/** Lists at least this long get a progress bar (when stderr is a terminal); shorter ones finish before it helps. */
+export const PROGRESS_MIN_FILES = 200;
+
+/**
+ * The bar on stderr, or nothing. Output written while it shows first clears its line; the bar redraws itself
+ * below on its next tick (forceRedraw), so results and errors scroll above it.
+ */
+class PredictProgress {
+  private bar: SingleBar | null = null;
+  private done = 0;
+  private readonly t0 = performance.now();
+
+  constructor(private readonly stderr: PredictIo['stderr']) {}
+
+  start(total: number): void {
+    if (!this.stderr.isTTY || process.env.CI || total < PROGRESS_MIN_FILES) return;
+    this.bar = new SingleBar({
+      format: 'predict [{bar}] {value}/{total} images | {rate} img/s | ETA {eta_formatted}',
+      barsize: 30, hideCursor: true, clearOnComplete: true, forceRedraw: true, stream: this.stderr as NodeJS.WriteStream,
+    });
+    this.bar.start(total, 0, { rate: '-' });
+  }
+
+  write(stream: NodeJS.WritableStream, text: string): void {
+    if (this.bar) {
+      readline.cursorTo(this.stderr, 0);
+      readline.clearLine(this.stderr, 0);
+    }
+    stream.write(text);
+  }
+
+  tick(): void {
+    this.done++;
+    this.bar?.update(this.done, { rate: (this.done / ((performance.now() - this.t0) / 1000)).toFixed(0) });
+  }
+
+  stop(): void {
+    this.bar?.stop();
+  }
+}
+
+/** Classifies the files, streaming text results (or collecting JSON) with a progress bar for long lists. */
+async function predictFiles(classifier: Classifier, paths: readonly string[], opts: PredictOptions, io: PredictIo): Promise<FileResult[]> {
+  const progress = new PredictProgress(io.stderr);
+  const onResult = (r: FileResult): void => {
+    if (!opts.json) { // with --json the array is written once, at the end
+      if (r.error !== undefined) progress.write(io.stderr, `resnet predict: ${r.file}: ${r.error}\n`);
+      else progress.write(io.stdout, `${formatResultText(r, opts)}\n`);
+    }
+    progress.tick();
+  };
+  try {
+    return await predictPaths(classifier, paths, onResult, { batchSize: opts.batchSize, onPlan: (n) => progress.start(n) });
+  } finally {
+    progress.stop();
+  }
 }
 
 function parseLang(v: string): Lang {
@@ -66,11 +129,7 @@ export async function runPredict(paths: readonly string[], opts: PredictOptions,
     });
     return summary.failed > 0 ? 1 : 0;
   }
-  const results = await predictPaths(classifier, paths, (r) => {
-    if (opts.json) return; // the array is written once, at the end
-    if (r.error !== undefined) io.stderr.write(`resnet predict: ${r.file}: ${r.error}\n`);
-    else io.stdout.write(`${formatResultText(r, opts)}\n`);
-  });
+  const results = await predictFiles(classifier, paths, opts, io);
   if (opts.json) io.stdout.write(`${JSON.stringify(results.map(resultToJson), null, 2)}\n`);
   if (results.length === 0) {
     io.stderr.write(`resnet predict: no image files found in ${paths.join(', ')}\n`);
@@ -88,8 +147,9 @@ export function registerPredict(program: Command): void {
     .option('--topk <k>', 'how many of the most probable classes to list', intInRange(1), 3)
     .option('--json', 'print a JSON array, one object per file', false)
     .option('--lang <zh|en>', 'language of the class names in text output', parseLang, 'zh' as Lang)
+    .option('--batch-size <n>', 'images per forward pass over many files (1: the server\'s numbers bit for bit)', intInRange(1), DEFAULT_BATCH_SIZE)
     .addOption(precisionOption('fp32'))
-    .action(async (paths: string[], o: { weights: string; topk: number; json: boolean; lang: Lang; precision: string }) => {
+    .action(async (paths: string[], o: { weights: string; topk: number; json: boolean; lang: Lang; precision: string; batchSize: number }) => {
       const backend = program.opts().backend as string | undefined;
       const code = await runPredict(paths, { ...o, backend }, { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr });
       if (code !== 0) process.exitCode = code;
