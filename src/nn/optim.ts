@@ -15,8 +15,23 @@ export interface SgdOptions {
   nesterov?: boolean;
 }
 
+/** Throws `op: NAME must be a number >= 0, received v` unless v is a finite number >= 0. */
+function checkNonNegative(op: string, name: string, v: unknown): void {
+  if (!(typeof v === 'number' && Number.isFinite(v) && v >= 0)) throw new Error(`${op}: ${name} must be a number >= 0, received ${String(v)}`);
+}
+
+/**
+ * The rules of SGD's hyper-parameters, in one place: checked where they enter, when an SGD is built (and when its
+ * lr is set) and when `resnet train` reads its flags (`name` turns a field into the flag, `lr` into `--lr`).
+ */
+export function checkSgdOptions(op: string, o: Required<SgdOptions>, name: (field: keyof SgdOptions) => string = (f) => f): void {
+  for (const k of ['lr', 'momentum', 'dampening', 'weightDecay'] as const) checkNonNegative(op, name(k), o[k]);
+  if (o.nesterov && o.momentum <= 0) throw new Error(`${op}: ${name('nesterov')} needs a momentum > 0, received ${name('momentum')} ${o.momentum}`);
+  if (o.nesterov && o.dampening !== 0) throw new Error(`${op}: ${name('nesterov')} needs dampening 0, received ${name('dampening')} ${o.dampening}`);
+}
+
 export class SGD {
-  lr: number;
+  private lrValue: number;
   readonly momentum: number;
   readonly dampening: number;
   readonly weightDecay: number;
@@ -27,17 +42,23 @@ export class SGD {
   /** `params`: parameters, or [name, parameter] pairs (names key the momentum buffers in stateDict()). */
   constructor(params: Parameter[] | [string, Parameter][], opts: SgdOptions) {
     this.params = params.map((p, i) => (Array.isArray(p) ? p : [String(i), p]));
-    this.lr = opts.lr;
-    this.momentum = opts.momentum ?? 0;
-    this.dampening = opts.dampening ?? 0;
-    this.weightDecay = opts.weightDecay ?? 0;
-    this.nesterov = opts.nesterov ?? false;
-    if (!(this.lr >= 0)) throw new Error(`SGD: invalid learning rate ${this.lr}`);
-    if (!(this.momentum >= 0)) throw new Error(`SGD: invalid momentum ${this.momentum}`);
-    if (!(this.weightDecay >= 0)) throw new Error(`SGD: invalid weight decay ${this.weightDecay}`);
-    if (this.nesterov && (this.momentum <= 0 || this.dampening !== 0)) {
-      throw new Error('SGD: nesterov momentum requires a momentum and zero dampening');
-    }
+    const o = { momentum: 0, dampening: 0, weightDecay: 0, nesterov: false, ...opts };
+    checkSgdOptions('SGD', o);
+    this.lrValue = o.lr;
+    this.momentum = o.momentum;
+    this.dampening = o.dampening;
+    this.weightDecay = o.weightDecay;
+    this.nesterov = o.nesterov;
+  }
+
+  /** The learning rate of the next step; a schedule sets it before each one. */
+  get lr(): number {
+    return this.lrValue;
+  }
+
+  set lr(v: number) {
+    checkNonNegative('SGD', 'lr', v);
+    this.lrValue = v;
   }
 
   /** Applies one update to every parameter that has a gradient. */

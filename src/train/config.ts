@@ -11,6 +11,7 @@
  * AMX-BF16, fp32 elsewhere).
  */
 import type { PrecisionChoice } from '../backend/precision';
+import { checkSgdOptions } from '../nn/optim';
 
 export type ScheduleName = 'constant' | 'cosine' | 'onecycle';
 
@@ -76,14 +77,14 @@ export function validateConfig(c: TrainConfig): void {
   positiveInt('epochs');
   positiveInt('batchSize');
   positiveInt('baseWidth');
-  for (const k of ['lr', 'momentum', 'weightDecay', 'labelSmoothing', 'cutout', 'valSplit'] as const) {
+  checkSgdOptions('train', { ...c, dampening: 0 }, (k) => `--${flag(k)}`);
+  for (const k of ['labelSmoothing', 'cutout', 'valSplit'] as const) {
     if (!(Number.isFinite(c[k]) && c[k] >= 0)) throw new Error(`train: --${flag(k)} must be a number >= 0, received ${c[k]}`);
   }
   if (c.labelSmoothing > 1) throw new Error(`train: --label-smoothing must be in [0, 1], received ${c.labelSmoothing}`);
   if (!['constant', 'cosine', 'onecycle'].includes(c.schedule)) {
     throw new Error(`train: --schedule must be constant, cosine or onecycle, received ${c.schedule}`);
   }
-  if (c.nesterov && c.momentum <= 0) throw new Error('train: --nesterov needs a momentum > 0');
   for (const k of ['limit', 'testLimit'] as const) {
     const v = c[k];
     if (v !== undefined && !(Number.isInteger(v) && v > 0)) throw new Error(`train: --${flag(k)} must be a positive integer, received ${v}`);
