@@ -5,7 +5,8 @@ export { useBackend, getBackend, backendByName, withBackend, nativeUnavailableRe
 export type { Backend, BackendName } from './backend';
 export * from './tensor';
 export * from './nn';
-export { resnet18, ResNet, BasicBlock, CIFAR10_CLASSES, CIFAR10_CLASSES_ZH } from './models/resnet';
+export { resnet18, ResNet, BasicBlock } from './models/resnet';
+export { CIFAR10_CLASSES, CIFAR10_CLASSES_ZH } from './predict/classes';
 export type { ResNetOptions } from './models/resnet';
 export { train } from './train/trainer';
 export type { TrainOptions, TrainResult } from './train/trainer';

@@ -20,7 +20,8 @@ import type { Split } from './types';
 export const CIFAR10_URL = 'https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz';
 export const CIFAR10_MD5 = 'c32a1d4ab5d03f1284b67883e8d87530';
 export const CIFAR10_ARCHIVE_NAME = 'cifar-10-binary.tar.gz';
-export const CIFAR10_CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'];
+/** The CIFAR-10 classes in label order: the release's batches.meta.txt, and the sorted folder names of ImageFolder. */
+export const CIFAR10_CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'] as const;
 export const RECORD_BYTES = 1 + IMAGE_BYTES;
 export const RECORDS_PER_FILE = 10000;
 export const BATCH_FILE_BYTES = RECORD_BYTES * RECORDS_PER_FILE;

@@ -134,7 +134,3 @@ export class ResNet extends Module {
 export function resnet18(opts: ResNetOptions = {}): ResNet {
   return new ResNet(opts);
 }
-
-/** Chinese and English names of the CIFAR-10 classes in label order (sorted folder names). */
-export const CIFAR10_CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'] as const;
-export const CIFAR10_CLASSES_ZH = ['飞机', '汽车', '鸟', '猫', '鹿', '狗', '青蛙', '马', '船', '卡车'] as const;

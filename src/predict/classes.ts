@@ -2,13 +2,17 @@
  * CIFAR-10 class names, in label-index order (the sorted folder names of the ImageFolder layout), with the
  * Chinese names the seed's classifier prints.
  *
- * What it is: a lookup over the model's tables (src/models/resnet.ts) that also names the classes of a
- * fine-tuned head with more outputs. What it is not: a dataset reader (src/data owns that).
+ * What it is: a lookup over the English names (src/data/cifar-binary.ts, with the data set they belong to) and the
+ * Chinese ones below, that also names the classes of a fine-tuned head with more outputs. What it is not: a
+ * dataset reader (src/data owns that).
  * Reference: Krizhevsky, "Learning Multiple Layers of Features from Tiny Images" (2009), the CIFAR-10 labels.
  */
-import { CIFAR10_CLASSES, CIFAR10_CLASSES_ZH } from '../models/resnet';
+import { CIFAR10_CLASSES } from '../data/cifar-binary';
 
-export { CIFAR10_CLASSES, CIFAR10_CLASSES_ZH };
+/** The Chinese names the seed's classifier prints, in the label order of CIFAR10_CLASSES. */
+export const CIFAR10_CLASSES_ZH = ['飞机', '汽车', '鸟', '猫', '鹿', '狗', '青蛙', '马', '船', '卡车'] as const;
+
+export { CIFAR10_CLASSES };
 
 export interface ClassName {
   readonly index: number;
