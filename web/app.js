@@ -145,7 +145,12 @@
       drawBars(new Array(m.num_classes).fill(0), -1);
     })
     .catch((err) => setStatus('无法读取模型信息 · Could not read the model info: ' + err.message, true));
-  fetch('/api/run').then((r) => {
-    if (r.ok) $('dashboard-link').hidden = false;
-  }, () => {});
+  // The body is read even when no run is watched (a 404): the browser counts a response whose body nobody
+  // reads as a request still loading, so the page would never reach network idle.
+  fetch('/api/run')
+    .then((r) => {
+      if (r.ok) $('dashboard-link').hidden = false;
+      return r.text();
+    })
+    .catch(() => {});
 })();
