@@ -6,7 +6,7 @@
  */
 import type { Backend, Precision } from '../backend/backend';
 import { cpuModel } from '../util/cpu';
-import { resnet18 } from '../models/resnet';
+import { SEED_SPEC, buildModel, type ModelSpec } from '../models';
 import { SGD } from '../nn/optim';
 import { Tensor, crossEntropy, noGrad, tidy } from '../tensor';
 import { Rng } from '../util/rng';
@@ -20,6 +20,8 @@ export interface BenchOptions {
   inferSteps?: number;
   /** timed batch-1 forward passes */
   latencyRuns?: number;
+  /** the model measured (default the seed's: width 64, 10 classes, 32x32) */
+  spec?: ModelSpec;
   log?: (msg: string) => void;
 }
 
@@ -44,10 +46,10 @@ export interface BenchResult {
   conv_choices?: Array<{ key: string; algo: string; ms: Record<string, number> }>;
 }
 
-function randomBatch(n: number, rng: Rng): { x: Float32Array; y: Int32Array } {
-  const x = new Float32Array(n * 3 * 32 * 32);
+function randomBatch(n: number, spec: ModelSpec, rng: Rng): { x: Float32Array; y: Int32Array } {
+  const x = new Float32Array(n * 3 * spec.inputSize * spec.inputSize);
   for (let i = 0; i < x.length; i++) x[i] = rng.normal();
-  const y = Int32Array.from({ length: n }, () => rng.int(10));
+  const y = Int32Array.from({ length: n }, () => rng.int(spec.numClasses));
   return { x, y };
 }
 
@@ -78,10 +80,12 @@ export function runBench(opts: BenchOptions): BenchResult {
   const steps = opts.steps ?? 5;
   const log = opts.log ?? (() => {});
   const rng = new Rng(1);
-  const model = resnet18({ backend: be, seed: 0 }).train();
+  const spec = opts.spec ?? SEED_SPEC;
+  const S = spec.inputSize;
+  const model = buildModel(spec, { backend: be, seed: 0 }).train();
   const opt = new SGD(model.namedParameters(), { lr: 0.001, momentum: 0.9, weightDecay: 5e-4 });
-  const { x: xData, y } = randomBatch(B, rng);
-  const x = Tensor.fromArray(xData, [B, 3, 32, 32], be);
+  const { x: xData, y } = randomBatch(B, spec, rng);
+  const x = Tensor.fromArray(xData, [B, 3, S, S], be);
   const trainStep = (): number => {
     const loss = tidy(() => {
       const l = crossEntropy(model.forward(x), y);
@@ -115,7 +119,7 @@ export function runBench(opts: BenchOptions): BenchResult {
     forward(x);
     inferTimes.push(performance.now() - t0);
   }
-  const x1 = Tensor.fromArray(xData.subarray(0, 3 * 32 * 32), [1, 3, 32, 32], be);
+  const x1 = Tensor.fromArray(xData.subarray(0, 3 * S * S), [1, 3, S, S], be);
   forward(x1);
   const lat: number[] = [];
   for (let s = 0; s < (opts.latencyRuns ?? 20); s++) {

@@ -21,7 +21,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readSafetensorsFile } from '../../src/interop/safetensors';
 import { backendByName, nativeUnavailableReason } from '../../src/backend';
-import { resnet18 } from '../../src/models/resnet';
+import { SEED_SPEC, buildModel } from '../../src/models';
 import { Tensor, crossEntropy, noGrad, softmax, tidy } from '../../src/tensor';
 import { fixtureSampleIndices, fixtureStateDict, goldenFixturePath } from '../helpers/fixture-values';
 import { relErrorToMax } from '../helpers/close';
@@ -57,7 +57,7 @@ function skipReason(): string | false {
 describe('ResNet-18 in bf16 mixed precision against PyTorch CPU autocast', { skip: skipReason() }, () => {
   const be = () => backendByName('native');
   const model = () => {
-    const m = resnet18({ backend: be() });
+    const m = buildModel(SEED_SPEC, { backend: be() });
     m.loadStateDict(fixtureStateDict());
     return m;
   };

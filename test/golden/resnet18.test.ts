@@ -35,7 +35,8 @@ import type { HostTensor, StateDict } from '../../src/tensor/host';
 import { backendByName, nativeUnavailableReason } from '../../src/backend';
 import type { ConvPolicy } from '../../src/backend/native';
 import type { Backend } from '../../src/backend/backend';
-import { resnet18, type ResNet } from '../../src/models/resnet';
+import { buildModel, inferSpec } from '../../src/models';
+import type { ResNet } from '../../src/models/resnet';
 import { Tensor, crossEntropy, noGrad, softmax, tidy } from '../../src/tensor';
 import { SGD } from '../../src/nn';
 import { fixtureInput, fixtureSampleIndices, fixtureStateDict, fixtureTargets, goldenFixturePath } from '../helpers/fixture-values';
@@ -82,8 +83,10 @@ function expectSampled(v: ArrayLike<number>, prefix: string, tol: number): void 
 let dtype: 'float32' | 'float64' = 'float32';
 
 function freshModel(be: Backend): ResNet {
-  const m = resnet18({ backend: be, dtype });
-  m.loadStateDict(fixtureStateDict());
+  // the factory, as every command builds: the spec inferred from PyTorch's state dict is the seed's
+  const sd = fixtureStateDict();
+  const m = buildModel(inferSpec(sd), { backend: be, dtype });
+  m.loadStateDict(sd);
   return m;
 }
 

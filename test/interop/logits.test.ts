@@ -12,17 +12,15 @@ import * as path from 'node:path';
 import { loadWeights } from '../../src/interop/weights';
 import { writePthFile } from '../../src/interop/pth-write';
 import { exportOnnx } from '../../src/interop/onnx';
-import { resnet18 } from '../../src/models/resnet';
+import { modelFromWeights } from '../../src/models';
 import { Tensor, noGrad } from '../../src/tensor';
 import { getBackend } from '../../src/backend';
 import type { HostTensor, StateDict } from '../../src/tensor/host';
 import { expectLogitsClose, firstImages, referenceLogits, runOnnx, seedFixtureStateDict, tempDir } from './helpers';
 
 function engineLogits(sd: StateDict, x: HostTensor): Float32Array {
-  const model = resnet18({ numClasses: 10 });
+  const { model } = modelFromWeights(sd, { where: 'engineLogits' });
   try {
-    model.loadStateDict(sd, { strict: true });
-    model.eval();
     return noGrad(() => {
       const input = Tensor.fromArray(x.data as Float32Array, [...x.shape]);
       const out = model.forward(input);

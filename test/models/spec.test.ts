@@ -9,6 +9,8 @@ import {
   SEED_SPEC, buildModel, checkSpec, expectedEntries, fitToSpec, inferSpec, modelFromWeights, specForWeights, type ModelSpec,
 } from '../../src/models';
 import type { StateDict } from '../../src/tensor/host';
+import { readPthFile } from '../../src/interop/pth-read';
+import { interopFixture, seedFixtureStateDict } from '../interop/helpers';
 
 const reference = backendByName('reference');
 const spec = (width: number, numClasses: number): ModelSpec => ({ arch: 'resnet18', width, numClasses, inputSize: 32 });
@@ -36,6 +38,11 @@ describe('buildModel / expectedEntries', () => {
 });
 
 describe('inferSpec', () => {
+  test('PyTorch-made state dicts: the seed model and a torch-saved width-4 one', () => {
+    assert.deepEqual(inferSpec(seedFixtureStateDict()), SEED_SPEC);
+    assert.deepEqual(inferSpec(readPthFile(interopFixture('tiny_zip.pth')).stateDict), spec(4, 10));
+  });
+
   test('reads width and classes from the shapes', () => {
     assert.deepEqual(inferSpec(stateDictOf(spec(16, 3))), spec(16, 3));
     assert.deepEqual(inferSpec(stateDictOf(spec(4, 10))), spec(4, 10));
