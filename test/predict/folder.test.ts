@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { PassThrough } from 'node:stream';
 import sharp from 'sharp';
 import { REPO_ROOT, cliCommand } from '../helpers/cli';
-import { runPredict } from '../../src/cli/commands/predict';
+import { PROGRESS_MIN_FILES, runPredict } from '../../src/cli/commands/predict';
 import { loadClassifier, type Classifier } from '../../src/predict/classifier';
 import { FileResult, predictFile, predictPaths } from '../../src/predict/predict';
 import { pattern, tempDir, writeTestWeights } from './fixtures';
@@ -109,6 +109,41 @@ describe('resnet predict over a folder, batched', () => {
       const keys = r.file === corrupt ? ['file', 'error'] : ['file', 'label', 'label_zh', 'index', 'confidence', 'probs', 'logits'];
       assert.deepEqual(Object.keys(r), keys);
     }
+  });
+});
+
+describe('progress bar', () => {
+  /** runPredict over `n` copies of one image, stderr a terminal or not */
+  async function predictCopies(n: number, tty: boolean): Promise<{ code: number; out: string; err: string }> {
+    const many = path.join(dir, `copies-${n}`);
+    fs.mkdirSync(many, { recursive: true });
+    for (let i = 0; i < n; i++) fs.copyFileSync(files[0], path.join(many, `${String(i).padStart(4, '0')}.jpg`));
+    const stdout = new PassThrough();
+    const stderr = Object.assign(new PassThrough(), { isTTY: tty, columns: 120 });
+    let out = '';
+    let err = '';
+    stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
+    stderr.on('data', (c: Buffer) => (err += c.toString('utf8')));
+    const ci = process.env.CI;
+    delete process.env.CI; // the bar stays off under CI; this test is about the terminal
+    try {
+      const code = await runPredict([many], { weights, topk: 1, json: false, lang: 'en' }, { stdin: new PassThrough(), stdout, stderr });
+      return { code, out, err };
+    } finally {
+      if (ci !== undefined) process.env.CI = ci;
+    }
+  }
+
+  test(`on a terminal, from ${PROGRESS_MIN_FILES} files: a bar on stderr, every result still on stdout`, async () => {
+    const r = await predictCopies(PROGRESS_MIN_FILES, true);
+    assert.equal(r.code, 0, r.err);
+    assert.equal(r.out.trim().split('\n').length, PROGRESS_MIN_FILES);
+    assert.match(r.err, new RegExp(`predict \\[=+\\] ${PROGRESS_MIN_FILES}/${PROGRESS_MIN_FILES} images`));
+  });
+
+  test('no bar when stderr is not a terminal, or for fewer files', async () => {
+    assert.equal((await predictCopies(PROGRESS_MIN_FILES, false)).err, '');
+    assert.equal((await predictCopies(PROGRESS_MIN_FILES - 1, true)).err, '');
   });
 });
 

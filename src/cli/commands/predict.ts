@@ -72,7 +72,10 @@ class PredictProgress {
   }
 
   stop(): void {
-    this.bar?.stop();
+    if (!this.bar) return;
+    // stop() moves the cursor back to where start() saved it, above every result since: save this line instead
+    this.stderr.write('\x1b7');
+    this.bar.stop();
   }
 }
 
