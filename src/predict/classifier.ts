@@ -1,8 +1,8 @@
 /**
  * The classifier behind `resnet predict` and `resnet serve`: weights in, one image's bytes in, a Prediction out.
- * It composes the public pieces of the engine: loadWeights (src/interop) → resnet18 + loadStateDict(strict)
- * (src/models) → preprocessForModel (src/data: RGB, resize to 32x32, the seed's normalisation) → forward in
- * eval mode without autograd → softmax (src/predict/prediction.ts).
+ * It composes the public pieces of the engine: loadWeights (src/interop) → modelFromWeights (src/models: the
+ * weights' spec, the model built and loaded) → preprocessForModel (src/data: RGB, resize to 32x32, the seed's
+ * normalisation) → forward in eval mode without autograd → softmax (src/predict/prediction.ts).
  *
  * What it is not: a batch evaluator (`resnet eval` owns accuracy over a test set) and not a server.
  * One image runs alone (batch 1, classifyInput/classifyBytes): the server and `resnet predict --batch-size 1`
@@ -11,8 +11,7 @@
  */
 import { DecodeOptions, preprocessForModel } from '../data';
 import { loadWeights } from '../interop/weights';
-import { resnet18 } from '../models/resnet';
-import { describeLoad } from '../nn/module';
+import { modelFromWeights, type ModelSpec } from '../models';
 import { Tensor, noGrad, tidy } from '../tensor';
 import { useBackend } from '../backend';
 import type { Precision } from '../backend/backend';
@@ -25,6 +24,8 @@ export const INPUT_SHAPE: readonly number[] = Object.freeze([1, 3, 32, 32]);
 
 export interface ModelInfo {
   readonly arch: 'resnet18';
+  /** the architecture spec the weights recorded or implied (width, classes, input size) */
+  readonly spec: ModelSpec;
   /** fp32, or bf16 mixed precision (convolutions and linear in bf16) */
   readonly precision: Precision;
   readonly numClasses: number;
@@ -62,32 +63,20 @@ export interface LoadClassifierOptions {
 
 /**
  * Loads weights (our .ckpt checkpoints, run folders, and what the interop layer reads: .pth, .safetensors)
- * into a ResNet-18 in eval mode. The number of classes comes from the weights (fc.weight is [classes, 512]).
+ * into a ResNet-18 in eval mode, built by the model factory from the spec a checkpoint recorded or, for other
+ * files, the one their shapes imply (width from conv1.0.weight, classes from fc.weight).
  */
 export async function loadClassifier(weights: string, opts: LoadClassifierOptions = {}): Promise<Classifier> {
   const backend = useBackend(opts.backend);
   const precision = applyPrecision(opts.precision ?? 'fp32', backend);
   const loaded = await loadWeights(weights);
-  const fc = loaded.stateDict.get('fc.weight');
-  if (!fc || fc.shape.length !== 2) {
-    const keys = [...loaded.stateDict.keys()];
-    const shown = keys.slice(0, 5).join(', ') + (keys.length > 5 ? `, ... (${keys.length} keys)` : '');
-    throw new Error(
-      `--weights ${weights}: expected a ResNet-18 state dict with fc.weight of shape [classes, 512], ` +
-        `received ${fc ? `fc.weight of shape [${fc.shape.join(',')}]` : `keys ${shown || '(none)'}`}`,
-    );
-  }
-  const numClasses = fc.shape[0];
-  const model = resnet18({ numClasses });
-  const fit = model.loadStateDict(loaded.stateDict, { strict: false });
-  if (fit.missing.length || fit.unexpected.length || fit.mismatched.length) {
-    model.dispose();
-    throw new Error(`--weights ${weights} does not fit ResNet-18: ${describeLoad(fit)}`);
-  }
-  model.eval();
+  // the spec a checkpoint recorded, else the one the shapes imply: a run of any width or class count loads
+  const { model, spec } = modelFromWeights(loaded.stateDict, { recorded: loaded.spec, where: `--weights ${weights}`, backend });
+  const numClasses = spec.numClasses;
 
   const info: ModelInfo = {
-    arch: 'resnet18',
+    arch: spec.arch,
+    spec,
     numClasses,
     classes: classNames(numClasses),
     inputShape: INPUT_SHAPE,

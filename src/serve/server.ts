@@ -171,6 +171,7 @@ function modelJson(ctx: Ctx): unknown {
   const info = ctx.classifier.info;
   return {
     arch: info.arch,
+    width: info.spec.width,
     num_classes: info.numClasses,
     classes: info.classes.map((c) => ({ index: c.index, label: c.en, label_zh: c.zh })),
     input_shape: info.inputShape,

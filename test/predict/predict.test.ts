@@ -108,16 +108,27 @@ describe('weights that cannot be loaded', () => {
     assert.equal(r.err, `resnet predict: ${message()}\n`);
   });
 
-  test('weights of another width: one line with the first 5 mis-shaped keys and a count, no internal names', async () => {
-    const wide = path.join(dir, 'width8.safetensors');
+  test('weights of another width load at their width (the spec is inferred from the shapes)', async () => {
+    const narrow = path.join(dir, 'width8.safetensors');
     const m = resnet18({ seed: 1, baseWidth: 8 });
-    writeSafetensorsFile(wide, m.stateDict());
+    writeSafetensorsFile(narrow, m.stateDict());
     m.dispose();
-    const r = await predict([images.good.png], { json: true, weights: wide });
+    const r = await predict([images.good.png], { json: true, weights: narrow });
+    assert.equal(r.code, 0, r.err);
+    const out = JSON.parse(r.out) as { probs: number[] } | { probs: number[] }[];
+    assert.equal((Array.isArray(out) ? out[0] : out).probs.length, 10, r.out);
+  });
+
+  test('weights whose layers disagree on the width: one line with the first 5 mis-shaped keys and a count, no internal names', async () => {
+    const mixed = path.join(dir, 'mixed.safetensors');
+    const sd = resnet18({ seed: 1 }).stateDict();
+    for (const [k, t] of resnet18({ seed: 1, baseWidth: 8 }).stateDict()) if (k.startsWith('layer3.')) sd.set(k, t);
+    writeSafetensorsFile(mixed, sd);
+    const r = await predict([images.good.png], { json: true, weights: mixed });
     assert.equal(r.code, 1);
     const { error } = JSON.parse(r.out) as { error: string };
-    assert.match(error, new RegExp(`^--weights ${wide} does not fit ResNet-18: mis-shaped keys: conv1\\.0\\.weight: expected \\[64,3,3,3\\], ` +
-      'received \\[8,3,3,3\\]; conv1\\.1\\.weight: expected \\[64\\], received \\[8\\]; (.*?; ){3}and \\d+ more \\(\\d+ in all\\)$'));
+    assert.match(error, new RegExp(`^--weights ${mixed} does not fit ResNet-18: mis-shaped keys: layer3\\.0\\.left\\.0\\.weight: expected \\[256,128,3,3\\], ` +
+      'received \\[32,16,3,3\\]; layer3\\.0\\.left\\.1\\.weight: expected \\[256\\], received \\[32\\]; (.*?; ){3}and \\d+ more \\(\\d+ in all\\)$'));
     assert.equal(r.err.split('\n').length, 2, r.err);
   });
 

@@ -54,7 +54,7 @@ export async function runServe(o: ServeCliOptions, log: (line: string) => void):
   if (!isLoopbackHost(o.host)) {
     log(`warning: listening on ${o.host}, reachable from other machines; the server has no authentication`);
   }
-  log(`model: resnet18, ${classifier.info.numClasses} classes, ${classifier.info.weights.format} weights from ${classifier.info.weights.path}, ${classifier.info.backend} backend, ${classifier.info.precision}`);
+  log(`model: resnet18, width ${classifier.info.spec.width}, ${classifier.info.numClasses} classes, ${classifier.info.weights.format} weights from ${classifier.info.weights.path}, ${classifier.info.backend} backend, ${classifier.info.precision}`);
   if (o.run !== undefined) log(`dashboard: ${running.url}/dashboard (run ${o.run})`);
   return running;
 }
