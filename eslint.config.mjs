@@ -7,7 +7,7 @@ import layering from './lint/layering.mjs';
 // The folders of src/, top tier first: a folder imports only from tiers below its own, never up or across a tier
 // (no cycles). src/index.ts, the public API, may import anything and nothing in src/ imports it. ARCHITECTURE.md
 // draws this same picture (test/lint/layering.test.ts checks that it does).
-export const TIERS = [
+const TIERS = [
   ['cli'],
   ['serve', 'bench'],
   ['train', 'predict'],
