@@ -8,6 +8,8 @@ export * from './nn';
 export { resnet18, ResNet, BasicBlock } from './models/resnet';
 export { CIFAR10_CLASSES, CIFAR10_CLASSES_ZH } from './predict/classes';
 export type { ResNetOptions } from './models/resnet';
+export { SEED_SPEC, buildModel, inferSpec, modelFromWeights, specForWeights } from './models';
+export type { ModelSpec } from './models';
 export { train } from './train/trainer';
 export type { TrainOptions, TrainResult } from './train/trainer';
 export { RECIPES } from './train/config';
