@@ -32,7 +32,6 @@ export function registerEval(program: Command): void {
       if (o.split !== 'test' && o.split !== 'train') throw new Error(`eval: --split must be test or train, received ${o.split}`);
       const backend = useBackend(program.opts().backend);
       const precision = applyPrecision(o.precision, backend);
-      if (!o.json) process.stderr.write(`precision: ${precision}\n`);
       const w = await loadWeights(o.weights);
       const data = await openDataset(dataPath, { log: o.json ? undefined : (m) => process.stderr.write(`${m}\n`) });
       const split = o.split === 'test' ? data.test : data.train;
@@ -42,6 +41,8 @@ export function registerEval(program: Command): void {
         model.dispose();
         throw new Error(`eval: the weights have ${spec.numClasses} classes, the dataset ${data.classes.length}`);
       }
+      // once the weights fit: a refusal stays the one line it is
+      if (!o.json) process.stderr.write(`precision: ${precision}\n`);
       const loader = new Loader(split, {
         batchSize: o.batchSize, shuffle: false, seed: o.seed, dropLast: false, limit: o.limit, augment: { crop: false, flip: false },
       });
