@@ -45,6 +45,7 @@
         "native/eltwise.cc",
         "native/conv.cc",
         "native/conv_select.cc",
+        "native/conv_infer.cc",
         "native/precision.cc",
         "native/dispatch.cc",
         "native/batchnorm.cc",

@@ -33,6 +33,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exportKernel(env, exports, "conv2d", rn::conv2d);
   exportKernel(env, exports, "conv2dBackwardData", rn::conv2dBackwardData);
   exportKernel(env, exports, "conv2dBackwardWeights", rn::conv2dBackwardWeights);
+  exportKernel(env, exports, "conv2dInfer", rn::conv2dInfer);
+  exportKernel(env, exports, "freeze", rn::freeze, false);
   exportKernel(env, exports, "batchNorm2d", rn::batchNorm2d);
   exportKernel(env, exports, "batchNorm2dBackward", rn::batchNorm2dBackward);
   exportKernel(env, exports, "avgPool2d", rn::avgPool2d);

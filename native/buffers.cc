@@ -86,6 +86,8 @@ const napi_type_tag kTensorTag = {0x7265736e65742d74ULL, 0x732d74656e736f72ULL};
 
 void releaseBuffer(Napi::Env env, Tensor& t) {
   if (!t.ptr) return;
+  if (t.view) poolRelease(t.view, t.viewBytes);
+  t.view = nullptr;
   poolRelease(t.ptr, t.bytes);
   Napi::MemoryManagement::AdjustExternalMemory(env, -static_cast<int64_t>(t.bytes));
   pool().liveTensors--;

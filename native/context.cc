@@ -95,6 +95,15 @@ std::string mdKey(const memory::desc& md) {
   if (d.format_kind == dnnl_blocked) {
     for (int i = 0; i < d.ndims; i++) k += "s" + std::to_string(b.strides[i]);
     for (int i = 0; i < b.inner_nblks; i++) k += "b" + std::to_string(b.inner_blks[i]) + "i" + std::to_string(b.inner_idxs[i]);
+  } else if (d.format_kind == dnnl_format_kind_wino) {
+    // oneDNN's Winograd weights: the blocking depends on the primitive (its batch size among others), so two
+    // wino layouts of the same dims differ; without these fields a reorder cached for one served the other
+    const auto& w = d.format_desc.wino_desc;
+    for (int v : {int(w.wino_format), w.r, w.alpha, w.ic, w.oc, w.ic_block, w.oc_block, w.ic2_block, w.oc2_block})
+      k += "w" + std::to_string(v);
+    k += "a" + std::to_string(w.adj_scale) + "z" + std::to_string(w.size);
+  } else if (d.format_kind != dnnl_format_kind_undef && d.format_kind != dnnl_format_kind_any) {
+    throw std::invalid_argument("mdKey: no key for memory format kind " + std::to_string(d.format_kind));
   }
   for (int i = 0; i < d.ndims; i++) k += "p" + std::to_string(d.padded_dims[i]);
   return k + "o" + std::to_string(d.offset0) + "f" + std::to_string(d.extra.flags);
@@ -141,7 +150,26 @@ memory viewAs(const Tensor& t, const Dims& shape, const memory::desc* want, Scra
   return memory(target, engine(), tmp.get());
 }
 
+memory viewFrozen(const Tensor& t, const Dims& shape, const memory::desc& want, Scratch& tmp) {
+  if (!t.frozen || t.md == want) return viewAs(t, shape, &want, tmp);
+  if (!t.view || !(t.viewMd == want)) {
+    if (t.view) poolRelease(t.view, t.viewBytes);
+    Scratch made;
+    const memory m = viewAs(t, shape, &want, made);
+    t.viewBytes = want.get_size();
+    t.view = poolAlloc(t.viewBytes);
+    std::memcpy(t.view, m.get_data_handle(), t.viewBytes);
+    t.viewMd = want;
+  }
+  return memory(want, engine(), t.view);
+}
+
+void checkWritable(const Tensor& t, const char* what) {
+  if (t.frozen) throw std::invalid_argument(std::string(what) + " is frozen (the weights of an inference graph) and cannot be written");
+}
+
 void adoptLayout(Tensor& t, const memory::desc& md) {
+  checkWritable(t, "an operand updated in place");
   if (t.md == md || (isPlain(t.md) && isPlain(md) && t.bytes == md.get_size())) {
     t.md = md;
     return;

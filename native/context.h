@@ -65,6 +65,14 @@ struct Tensor {
   size_t bytes = 0;
   memory::desc md;
   float* f() const { return static_cast<float*>(ptr); }
+  /**
+   * A frozen tensor is never written again (freeze(): the folded weights of an inference graph), so the copy a
+   * kernel reorders it into can be kept and reused: `view` (layout viewMd), released with the tensor.
+   */
+  bool frozen = false;
+  mutable void* view = nullptr;
+  mutable size_t viewBytes = 0;
+  mutable memory::desc viewMd;
 };
 
 /** Allocates a tensor for `md` and wraps it for JS (a type-tagged External released on dispose or GC). */
@@ -97,6 +105,10 @@ void checkNumel(const Tensor& t, const Dims& shape, const char* what);
  * `shape` is accepted (t's own, or plain when t's dims differ).
  */
 memory viewAs(const Tensor& t, const Dims& shape, const memory::desc* want, Scratch& tmp);
+/** viewAs for an operand that may be frozen: a frozen tensor's reordered copy is made once and kept. */
+memory viewFrozen(const Tensor& t, const Dims& shape, const memory::desc& want, Scratch& tmp);
+/** Throws when t is frozen (for kernels that write into an operand). */
+void checkWritable(const Tensor& t, const char* what);
 /** Makes t's own buffer use layout md (same logical dims): for operands updated in place. */
 void adoptLayout(Tensor& t, const memory::desc& md);
 /** Copies src (descriptor smd) into dst (descriptor dmd), same dims, through a cached reorder primitive. */

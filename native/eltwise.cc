@@ -58,6 +58,7 @@ Napi::Value add(const Napi::CallbackInfo& info) {
 // addInPlace(a, b, shape): a += b
 Napi::Value addInPlace(const Napi::CallbackInfo& info) {
   Binary op(info, "a", "b");
+  checkWritable(op.a, "a");
   float* a = op.a.f();
   const float* b = op.b;
   const int64_t n = physical(op.a);
@@ -157,6 +158,7 @@ Napi::Value sgdStep(const Napi::CallbackInfo& info) {
   const bool first = boolArg(info, 9, "firstStep");
   checkNumel(pT, shape, "param");
   checkNumel(gT, shape, "grad");
+  checkWritable(pT, "param");
   if (mom != 0.f && !bT) throw std::invalid_argument("expected a momentumBuf when momentum is non-zero, received null");
   Scratch tmp;
   const float* g = like(pT, gT, tmp);

@@ -28,6 +28,9 @@ Napi::Value sgdStep(const Napi::CallbackInfo& info);
 Napi::Value conv2d(const Napi::CallbackInfo& info);
 Napi::Value conv2dBackwardData(const Napi::CallbackInfo& info);
 Napi::Value conv2dBackwardWeights(const Napi::CallbackInfo& info);
+// conv_infer.cc
+Napi::Value conv2dInfer(const Napi::CallbackInfo& info);
+Napi::Value freeze(const Napi::CallbackInfo& info);
 // batchnorm.cc
 Napi::Value batchNorm2d(const Napi::CallbackInfo& info);
 Napi::Value batchNorm2dBackward(const Napi::CallbackInfo& info);

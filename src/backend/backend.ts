@@ -112,6 +112,15 @@ export interface Backend {
   // ---- convolution: x [N,C,H,W], w [K,C,R,S], b [K] | null -> y [N,K,P,Q] ----
   conv2d(x: Storage, xShape: Shape, w: Storage, wShape: Shape, b: Storage | null, p: Conv2dParams): Storage;
   conv2dBackwardData(dy: Storage, w: Storage, xShape: Shape, wShape: Shape, p: Conv2dParams): Storage;
+  /**
+   * Inference only (no gradient): act(conv(x, w) + b [+ residual]), act = ReLU when `relu`, else identity; one
+   * kernel where the backend can fuse it. The folded graph of src/models/inference.ts is built from it.
+   */
+  conv2dInfer(
+    x: Storage, xShape: Shape, w: Storage, wShape: Shape, b: Storage, p: Conv2dParams, residual: Storage | null, relu: boolean,
+  ): Storage;
+  /** Promises that s is never written again (an inference graph's weights): the backend may cache its layouts. */
+  freeze(s: Storage): void;
   conv2dBackwardWeights(
     dy: Storage, x: Storage, xShape: Shape, wShape: Shape, p: Conv2dParams, withBias: boolean,
   ): { dw: Storage; db: Storage | null };

@@ -74,6 +74,10 @@ export interface NativeAddon {
 
   conv2d(x: Handle, xShape: Dims, w: Handle, wShape: Dims, b: Handle | null, stride: Pair, padding: Pair): Handle;
   conv2dBackwardData(dy: Handle, w: Handle, xShape: Dims, wShape: Dims, stride: Pair, padding: Pair): Handle;
+  conv2dInfer(
+    x: Handle, xShape: Dims, w: Handle, wShape: Dims, b: Handle, stride: Pair, padding: Pair, residual: Handle | null, relu: boolean,
+  ): Handle;
+  freeze(t: Handle): void;
   conv2dBackwardWeights(
     dy: Handle, x: Handle, xShape: Dims, wShape: Dims, stride: Pair, padding: Pair, withBias: boolean,
   ): [Handle, Handle | null];

@@ -215,11 +215,17 @@ function elementwiseKernels(A: NativeAddon): Pick<
   };
 }
 
-function convKernels(A: NativeAddon): Pick<Backend, 'conv2d' | 'conv2dBackwardData' | 'conv2dBackwardWeights'> {
+function convKernels(A: NativeAddon): Pick<Backend, 'conv2d' | 'conv2dInfer' | 'conv2dBackwardData' | 'conv2dBackwardWeights'> {
   return {
     conv2d(x, xShape, w, wShape, b, p: Conv2dParams) {
       const op = 'conv2d';
       const y = A.conv2d(h(op, 'x', x), xShape, h(op, 'w', w), wShape, hOpt(op, 'b', b), p.stride, p.padding);
+      return wrap(y, convOutputShape(xShape, wShape, p));
+    },
+    conv2dInfer(x, xShape, w, wShape, b, p, residual, relu) {
+      const op = 'conv2dInfer';
+      const y = A.conv2dInfer(h(op, 'x', x), xShape, h(op, 'w', w), wShape, h(op, 'b', b), p.stride, p.padding,
+        hOpt(op, 'residual', residual), relu);
       return wrap(y, convOutputShape(xShape, wShape, p));
     },
     conv2dBackwardData(dy, w, xShape, wShape, p) {
@@ -303,6 +309,7 @@ export function createNativeBackend(): Backend {
   return {
     name: NATIVE_NAME,
     describe: () => `native: ${A.describe()}`,
+    freeze: (s) => A.freeze(h('freeze', 's', s)),
     isa() {
       const d = A.describe();
       return `oneDNN ${/ISA (\S+),/.exec(d)?.[1] ?? '?'}, ours ${/our kernels (\S+),/.exec(d)?.[1] ?? '?'}`;

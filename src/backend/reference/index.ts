@@ -7,6 +7,7 @@
  * References: src/backend/backend.ts (the contract); STYLE.md (llm.c-style forward/backward pairs).
  */
 import type { Backend } from '../backend';
+import { convOutputShape } from '../backend';
 import { REFERENCE_NAME, dispose, fromArray, reshape, toArray, zeros } from './storage';
 import { add, addInPlace, addRelu, relu, reluBackward, scale, sum } from './eltwise';
 import { conv2d, conv2dBackwardData, conv2dBackwardWeights } from './conv';
@@ -32,6 +33,15 @@ export function createReferenceBackend(): Backend {
     fromArray, toArray, zeros, dispose, reshape,
     add, addInPlace, scale, relu, reluBackward, addRelu, sum,
     conv2d, conv2dBackwardData, conv2dBackwardWeights,
+    conv2dInfer(x, xShape, w, wShape, b, p, residual, act) {
+      const y = conv2d(x, xShape, w, wShape, b, p);
+      if (!residual && !act) return y;
+      const yShape = convOutputShape(xShape, wShape, p);
+      const out = residual ? (act ? addRelu(y, residual, yShape) : add(y, residual, yShape)) : relu(y, yShape);
+      dispose(y);
+      return out;
+    },
+    freeze: () => {},
     batchNorm2d, batchNorm2dBackward,
     avgPool2d, avgPool2dBackward,
     linear, linearBackward,

@@ -1,0 +1,127 @@
+// native/conv_infer.cc: the inference convolution of a folded graph: y = act(conv(x, w) + b [+ residual]).
+//
+// What it is: one oneDNN forward_inference primitive per call, with the residual add (`sum`) and the ReLU as
+// post-ops, so a ResNet block's second convolution, its shortcut add and its ReLU are one pass over memory.
+// Batch norm is folded into w and b by the caller (src/models/inference.ts). Weights are normally frozen
+// (freeze()): their reorder into the primitive's layout is made once and kept with the tensor. The algorithm
+// (oneDNN direct or oneDNN Winograd, with the same post-ops) follows the convolution policy; under "benchmark"
+// both are timed on first use of the shape, as for training (conv_select.cc), under keys of their own ("infer|").
+// Our Winograd is not a candidate: it has no post-ops, and the separate add and ReLU it would need are what this
+// kernel exists to avoid.
+// What it is not: training (no workspace, no backward).
+// References: oneDNN 2.6 developer guide, "Primitive Attributes: Post-ops" (sum, eltwise) and "Convolution".
+#include <cstring>
+#include <stdexcept>
+
+#include "context.h"
+#include "conv_geom.h"
+#include "conv_select.h"
+#include "ops.h"
+
+namespace rn {
+
+namespace {
+using dnnl::algorithm;
+
+struct InferPlan {
+  std::shared_ptr<Prim> p;
+  memory::desc dst;
+};
+
+/** The primitive for algorithm a with these post-ops; p empty when oneDNN has none for this shape here. */
+InferPlan inferPlan(const ConvGeom& g, ConvAlgo a, bool residual, bool relu) {
+  if (a == ConvAlgo::Ours) return {};
+  const algorithm algo = a == ConvAlgo::OnednnWinograd ? algorithm::convolution_winograd
+                         : a == ConvAlgo::Auto         ? algorithm::convolution_auto
+                                                       : algorithm::convolution_direct;
+  const std::string key = std::string("conv_infer|") + g.key + "|" + convAlgoName(a) + (residual ? "|sum" : "") +
+                          (relu ? "|relu" : "");
+  try {
+    auto p = cachedPrim(key, [&] {
+      using F = dnnl::convolution_forward;
+      dnnl::post_ops po;
+      if (residual) po.append_sum(1.f);
+      if (relu) po.append_eltwise(1.f, algorithm::eltwise_relu, 0.f, 0.f);
+      dnnl::primitive_attr attr;
+      attr.set_post_ops(po);
+      F::desc d(dnnl::prop_kind::forward_inference, algo, anyMd(g.x, g.dt), anyMd(g.w, g.dt), plainMd({g.w[0]}),
+                anyMd(g.y), g.stride, g.padL, g.padR);
+      F::primitive_desc pd(d, attr, engine());
+      return Prim{F(pd), pd, {}};
+    });
+    return {p, p->pd.dst_desc()};
+  } catch (const dnnl::error&) {
+    return {};
+  }
+}
+
+/** Runs plan into y: the residual (if any) is first copied into y in y's layout, for the sum post-op. */
+void runInfer(const InferPlan& ip, const ConvGeom& g, const Tensor& x, const Tensor& w, const Tensor& b,
+              const Tensor* residual, void* y) {
+  const memory::desc srcMd = ip.p->pd.src_desc(), wMd = ip.p->pd.weights_desc();
+  Scratch tx, tw, tb, tr;
+  if (residual) std::memcpy(y, viewAs(*residual, g.y, &ip.dst, tr).get_data_handle(), ip.dst.get_size());
+  execute(*ip.p, {{DNNL_ARG_SRC, viewAs(x, g.x, &srcMd, tx)},
+                  {DNNL_ARG_WEIGHTS, viewFrozen(w, g.w, wMd, tw)},
+                  {DNNL_ARG_BIAS, viewAs(b, {g.w[0]}, nullptr, tb)},
+                  {DNNL_ARG_DST, memory(ip.dst, engine(), y)}});
+}
+
+InferPlan chooseInfer(const ConvGeom& g, bool residual, bool relu, const Tensor& x, const Tensor& w, const Tensor& b,
+                      const Tensor* r) {
+  ConvAlgo algo;
+  if (fixedConvAlgo(&algo)) {
+    InferPlan p = inferPlan(g, algo, residual, relu);
+    return p.p ? p : inferPlan(g, ConvAlgo::Direct, residual, relu);
+  }
+  const std::string key = "infer|" + g.key + (residual ? "|sum" : "") + (relu ? "|relu" : "");
+  if (rememberedConvChoice(key, &algo)) {
+    InferPlan p = inferPlan(g, algo, residual, relu);
+    if (p.p) return p;
+  }
+  std::vector<std::pair<ConvAlgo, double>> times;
+  std::vector<InferPlan> plans;
+  double fastest = 1e300;
+  for (ConvAlgo cand : {ConvAlgo::Direct, ConvAlgo::OnednnWinograd}) {  // in order of accuracy, as for training
+    InferPlan p = inferPlan(g, cand, residual, relu);
+    if (!p.p) continue;
+    Scratch out(p.dst.get_size());
+    const double ms = timeConvCandidate([&] { runInfer(p, g, x, w, b, r, out.get()); });
+    times.emplace_back(cand, ms);
+    plans.push_back(p);
+    fastest = std::min(fastest, ms);
+  }
+  size_t pick = 0;
+  while (times[pick].second > 1.05 * fastest) pick++;
+  rememberConvChoice(key, times[pick].first, times);
+  return plans[pick];
+}
+}  // namespace
+
+// conv2dInfer(x, xShape, w, wShape, b, stride, padding, residual | null, relu) -> y [N,K,P,Q]
+Napi::Value conv2dInfer(const Napi::CallbackInfo& info) {
+  const ConvGeom g = convGeom(dimsArg(info, 1, "xShape"), dimsArg(info, 3, "wShape"), pairArg(info, 5, "stride"),
+                              pairArg(info, 6, "padding"));
+  const Tensor& x = tensorArg(info, 0, "x");
+  const Tensor& w = tensorArg(info, 2, "w");
+  const Tensor& b = tensorArg(info, 4, "b");
+  const Tensor* r = optTensorArg(info, 7, "residual");
+  const bool relu = boolArg(info, 8, "relu");
+  checkNumel(x, g.x, "x");
+  checkNumel(w, g.w, "w");
+  checkNumel(b, {g.w[0]}, "b");
+  if (r) checkNumel(*r, g.y, "residual");
+  const InferPlan p = chooseInfer(g, r != nullptr, relu, x, w, b, r);
+  Tensor* y;
+  Napi::Value out = newTensor(info.Env(), p.dst, &y);
+  runInfer(p, g, x, w, b, r, y->ptr);
+  return out;
+}
+
+// freeze(t): t will never be written again; kernels may keep the copies they reorder it into
+Napi::Value freeze(const Napi::CallbackInfo& info) {
+  tensorArg(info, 0, "t").frozen = true;
+  return info.Env().Undefined();
+}
+
+}  // namespace rn

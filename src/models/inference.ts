@@ -1,0 +1,139 @@
+/**
+ * The inference graph of the seed's ResNet-18: built once from trained weights, then only run forward.
+ *
+ * What it is: every convolution with its batch norm folded in (eval-mode batch norm is an affine map per channel:
+ * w'[k] = w[k]·γ_k/√(σ²_k+ε), b'_k = β_k − μ_k·γ_k/√(σ²_k+ε), computed in float64), run by the backend's
+ * `conv2dInfer`, which applies the bias, a BasicBlock's residual add and its ReLU in the same kernel (oneDNN post-ops
+ * on the native backend). The folded weights are frozen, so the native backend reorders each into its kernel's
+ * layout once and keeps it. Numerically it is the eval-mode model (test/models/inference.test.ts: logits within
+ * 1e-4 relative in fp32); it follows the backend's precision like everything else (bf16 convolutions under bf16).
+ * What it is not: trainable (no autograd, no batch statistics), nor an exporter (src/interop/onnx.ts).
+ * References: the model it mirrors, src/models/resnet.ts; Ioffe & Szegedy 2015 (batch norm in inference).
+ */
+import { convOutputShape, type Backend, type Shape, type Storage } from '../backend/backend';
+import type { HostTensor, StateDict } from '../tensor/host';
+
+/** A convolution with its batch norm folded in: frozen weights and bias on the backend. */
+interface FusedConv {
+  readonly w: Storage;
+  readonly wShape: Shape;
+  readonly b: Storage;
+  readonly stride: number;
+  readonly pad: number;
+}
+
+interface Block {
+  readonly conv1: FusedConv;
+  readonly conv2: FusedConv;
+  readonly shortcut: FusedConv | null;
+}
+
+const BN_EPS = 1e-5; // the model's BatchNorm2d eps (src/models/resnet.ts)
+const POOL = 4; // the model's final avg_pool2d(4)
+
+function tensor(sd: StateDict, key: string): HostTensor {
+  const t = sd.get(key);
+  if (!t || t.dtype === 'int64') throw new Error(`inference graph: the weights have no float tensor ${key}`);
+  return t;
+}
+
+/** conv `c` (key prefix of its weight) folded with batch norm `bn` (key prefix) into frozen backend storages. */
+function fold(be: Backend, sd: StateDict, c: string, bn: string, stride: number): FusedConv {
+  const w = tensor(sd, `${c}.weight`);
+  const [gamma, beta, mean, variance] = ['weight', 'bias', 'running_mean', 'running_var'].map((k) => tensor(sd, `${bn}.${k}`).data);
+  const K = w.shape[0];
+  const per = w.data.length / K;
+  const wf = new Float32Array(w.data.length);
+  const bf = new Float32Array(K);
+  for (let k = 0; k < K; k++) {
+    const s = Number(gamma[k]) / Math.sqrt(Number(variance[k]) + BN_EPS);
+    for (let i = 0; i < per; i++) wf[k * per + i] = Number(w.data[k * per + i]) * s;
+    bf[k] = Number(beta[k]) - Number(mean[k]) * s;
+  }
+  const ws = be.fromArray(wf, w.shape);
+  const bs = be.fromArray(bf, [K]);
+  be.freeze(ws);
+  be.freeze(bs);
+  return { w: ws, wShape: w.shape, b: bs, stride, pad: w.shape[2] === 3 ? 1 : 0 };
+}
+
+export class InferenceGraph {
+  private constructor(
+    private readonly be: Backend,
+    private readonly stem: FusedConv,
+    private readonly blocks: readonly Block[],
+    private readonly fc: { w: Storage; wShape: Shape; b: Storage },
+  ) {}
+
+  /** The graph of a ResNet-18 state dict (any width and class count), on `be`. */
+  static fromStateDict(sd: StateDict, be: Backend): InferenceGraph {
+    const stem = fold(be, sd, 'conv1.0', 'conv1.1', 1);
+    const blocks: Block[] = [];
+    for (let l = 1; l <= 4; l++) {
+      for (let b = 0; b < 2; b++) {
+        const p = `layer${l}.${b}`;
+        const stride = l > 1 && b === 0 ? 2 : 1; // the first block of stages 2-4 halves the map
+        blocks.push({
+          conv1: fold(be, sd, `${p}.left.0`, `${p}.left.1`, stride),
+          conv2: fold(be, sd, `${p}.left.3`, `${p}.left.4`, 1),
+          shortcut: sd.has(`${p}.shortcut.0.weight`) ? fold(be, sd, `${p}.shortcut.0`, `${p}.shortcut.1`, stride) : null,
+        });
+      }
+    }
+    const fw = tensor(sd, 'fc.weight');
+    const fcW = be.fromArray(Float32Array.from(fw.data as Float32Array), fw.shape);
+    const fcB = be.fromArray(Float32Array.from(tensor(sd, 'fc.bias').data as Float32Array), [fw.shape[0]]);
+    be.freeze(fcW);
+    be.freeze(fcB);
+    return new InferenceGraph(be, stem, blocks, { w: fcW, wShape: fw.shape, b: fcB });
+  }
+
+  get numClasses(): number {
+    return this.fc.wShape[0];
+  }
+
+  private conv(x: Storage, xShape: Shape, c: FusedConv, residual: Storage | null, relu: boolean): [Storage, Shape] {
+    const p = { stride: [c.stride, c.stride] as [number, number], padding: [c.pad, c.pad] as [number, number] };
+    return [this.be.conv2dInfer(x, xShape, c.w, c.wShape, c.b, p, residual, relu), convOutputShape(xShape, c.wShape, p)];
+  }
+
+  /** Logits [n, classes] of n normalised images x [n,3,H,W] (row-major), as the eval-mode model gives them. */
+  forward(x: Float32Array, shape: Shape): Float32Array {
+    const be = this.be;
+    const input = be.fromArray(x, shape);
+    let [h, hShape] = this.conv(input, shape, this.stem, null, true);
+    be.dispose(input);
+    for (const blk of this.blocks) {
+      const [a, aShape] = this.conv(h, hShape, blk.conv1, null, true);
+      const [sc] = blk.shortcut ? this.conv(h, hShape, blk.shortcut, null, false) : [h];
+      const [out, outShape] = this.conv(a, aShape, blk.conv2, sc, true);
+      be.dispose(a);
+      if (sc !== h) be.dispose(sc);
+      be.dispose(h);
+      h = out;
+      hShape = outShape;
+    }
+    const pooled = be.avgPool2d(h, hShape, { kernel: [POOL, POOL], stride: [POOL, POOL], padding: [0, 0] });
+    be.dispose(h);
+    const n = hShape[0], C = hShape[1];
+    const pooledShape = [n, C, Math.floor(hShape[2] / POOL), Math.floor(hShape[3] / POOL)];
+    const flatShape = [n, C * pooledShape[2] * pooledShape[3]];
+    const flat = be.reshape(pooled, pooledShape, flatShape);
+    be.dispose(pooled);
+    const logits = be.linear(flat, flatShape, this.fc.w, this.fc.wShape, this.fc.b);
+    be.dispose(flat);
+    const out = be.toArray(logits, [n, this.numClasses]) as Float32Array;
+    be.dispose(logits);
+    return out;
+  }
+
+  dispose(): void {
+    const all = [this.stem, ...this.blocks.flatMap((b) => [b.conv1, b.conv2, ...(b.shortcut ? [b.shortcut] : [])])];
+    for (const c of all) {
+      this.be.dispose(c.w);
+      this.be.dispose(c.b);
+    }
+    this.be.dispose(this.fc.w);
+    this.be.dispose(this.fc.b);
+  }
+}

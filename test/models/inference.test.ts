@@ -1,0 +1,101 @@
+/**
+ * The folded inference graph (src/models/inference.ts) against the eval-mode model it is built from, and against
+ * PyTorch's eval-mode logits of the golden fixture (test/fixtures/golden/README.md): batch norm folded into the
+ * convolutions, residual add and ReLU fused into them, weights frozen. fp32: 1e-4 relative to the largest logit, on
+ * both backends and under the default (benchmark) and deterministic convolution policies; bf16 (where the CPU has
+ * it): within 3e-2 of the unfused bf16 model. A frozen weight refuses to be written. The 2-image graph runs
+ * before the 32-image one on purpose: oneDNN's Winograd weight layout depends on the batch size, and a reorder
+ * cached by dims alone served the second graph the first one's layout (logits off by 1e3 before native/context.cc's
+ * mdKey named the Winograd layout's fields).
+ */
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { backendByName, nativeUnavailableReason } from '../../src/backend';
+import type { Backend } from '../../src/backend/backend';
+import { readSafetensorsFile } from '../../src/interop/safetensors';
+import { InferenceGraph } from '../../src/models/inference';
+import { resnet18 } from '../../src/models/resnet';
+import { Tensor, noGrad, tidy } from '../../src/tensor';
+import { fixtureInput, fixtureStateDict, goldenFixturePath } from '../helpers/fixture-values';
+import { relErrorToMax } from '../helpers/close';
+
+const pytorchEval = readSafetensorsFile(goldenFixturePath()).tensors.get('eval.logits')?.data as Float32Array;
+const batch32 = readSafetensorsFile(goldenFixturePath('resnet18_bf16.safetensors')).tensors.get('input');
+
+function unfused(be: Backend, x: Float32Array, shape: number[]): Float32Array {
+  const m = resnet18({ backend: be });
+  m.loadStateDict(fixtureStateDict());
+  m.eval();
+  const out = noGrad(() => tidy(() => m.forward(Tensor.fromArray(x, shape, be)).toArray())) as Float32Array;
+  m.dispose();
+  return out;
+}
+
+function fused(be: Backend, x: Float32Array, shape: number[]): Float32Array {
+  const g = InferenceGraph.fromStateDict(fixtureStateDict(), be);
+  try {
+    return g.forward(x, shape);
+  } finally {
+    g.dispose();
+  }
+}
+
+const native = nativeUnavailableReason();
+const skipNative = native && process.env.RESNET_REQUIRE_NATIVE !== '1' ? `native backend unavailable: ${native}` : false;
+const x2 = fixtureInput();
+const inputs: Array<[string, Float32Array, number[]]> = [
+  ['the golden batch (2 images)', x2.data as Float32Array, [...x2.shape]],
+  ['32 images', batch32?.data as Float32Array, [...(batch32?.shape ?? [])]],
+];
+
+describe('inference graph: folded batch norm, fused residual add and ReLU', () => {
+  test('reference backend: the eval-mode model\'s logits at 1e-4, and PyTorch\'s', () => {
+    const be = backendByName('reference');
+    const [, x, shape] = inputs[0];
+    const f = fused(be, x, shape);
+    assert.ok(relErrorToMax(f, unfused(be, x, shape)) <= 1e-4);
+    assert.ok(relErrorToMax(f, pytorchEval) <= 1e-4, `against PyTorch: ${relErrorToMax(f, pytorchEval)}`);
+  });
+
+  for (const policy of ['benchmark', 'deterministic'] as const) {
+    test(`native backend, ${policy} convolutions: the eval-mode model's logits at 1e-4, and PyTorch's`, { skip: skipNative }, () => {
+      const nat = require('../../src/backend/native') as typeof import('../../src/backend/native');
+      const before = nat.convChoices().policy as typeof policy;
+      nat.setConvPolicy(policy);
+      try {
+        const be = backendByName('native');
+        for (const [what, x, shape] of inputs) {
+          const err = relErrorToMax(fused(be, x, shape), unfused(be, x, shape));
+          assert.ok(err <= 1e-4, `${what}: relative error ${err.toExponential(3)} > 1e-4`);
+        }
+        const e = relErrorToMax(fused(be, inputs[0][1], inputs[0][2]), pytorchEval);
+        assert.ok(e <= 1e-4, `against PyTorch: ${e.toExponential(3)}`);
+      } finally {
+        nat.setConvPolicy(before);
+      }
+    });
+  }
+
+  const bf16Skip = (): string | false => skipNative || (backendByName('native').bf16Unavailable() ?? false);
+  test('native backend, bf16: within 3e-2 of the unfused bf16 model', { skip: bf16Skip() }, () => {
+    const be = backendByName('native');
+    be.setPrecision('bf16');
+    try {
+      const [, x, shape] = inputs[1];
+      const err = relErrorToMax(fused(be, x, shape), unfused(be, x, shape));
+      assert.ok(err <= 3e-2, `relative error ${err.toExponential(3)} > 3e-2`);
+    } finally {
+      be.setPrecision('fp32');
+    }
+  });
+
+  test('a frozen weight cannot be updated in place', { skip: skipNative }, () => {
+    const be = backendByName('native');
+    const w = be.fromArray(new Float32Array([1, 2, 3]), [3]);
+    const g = be.fromArray(new Float32Array([1, 1, 1]), [3]);
+    be.freeze(w);
+    assert.throws(() => be.sgdStep(w, g, null, [3], { lr: 0.1, momentum: 0, dampening: 0, weightDecay: 0, nesterov: false }, true), /frozen/);
+    be.dispose(w);
+    be.dispose(g);
+  });
+});
