@@ -6,6 +6,7 @@
  */
 import type { Backend, Precision } from '../backend/backend';
 import { cpuModel } from '../util/cpu';
+import { InferenceGraph } from '../models/inference';
 import { SEED_SPEC, buildModel, type ModelSpec } from '../models';
 import { SGD } from '../nn/optim';
 import { Tensor, crossEntropy, noGrad, tidy } from '../tensor';
@@ -39,6 +40,9 @@ export interface BenchResult {
   train_step_ms: number;
   infer_img_s: number;
   latency_ms_b1: number;
+  /** the same through the training graph in eval mode (batch norm, add and ReLU as kernels of their own) */
+  infer_img_s_unfused: number;
+  latency_ms_b1_unfused: number;
   peak_rss_mb: number;
   steps: number;
   profile?: Record<string, { calls: number; ms: number; share: number }>;
@@ -72,6 +76,23 @@ function nativeProfiler(be: Backend): Profiler | null {
     read: native.nativeProfile,
     convChoices: () => native.convChoices().choices.map(({ key, algo, ms }) => ({ key, algo, ms })),
   };
+}
+
+/** Median ms of a batch of B and of a single image, each after one untimed run. */
+function timeInference(
+  run: (x: Float32Array, n: number) => void, xB: Float32Array, B: number, x1: Float32Array, steps: number, latRuns: number,
+): { batchMs: number; latencyMs: number } {
+  const timed = (x: Float32Array, n: number, times: number): number => {
+    run(x, n);
+    const ms: number[] = [];
+    for (let s = 0; s < times; s++) {
+      const t0 = performance.now();
+      run(x, n);
+      ms.push(performance.now() - t0);
+    }
+    return median(ms);
+  };
+  return { batchMs: timed(xB, B, steps), latencyMs: timed(x1, 1, latRuns) };
 }
 
 export function runBench(opts: BenchOptions): BenchResult {
@@ -110,25 +131,17 @@ export function runBench(opts: BenchOptions): BenchResult {
   const stepMs = median(times);
   const profile = prof ? summariseProfile(prof.read(), times.reduce((a, b) => a + b, 0)) : undefined;
 
+  // inference as predict and serve run it: the folded graph of the trained weights (src/models/inference.ts);
+  // the training graph in eval mode is measured too, for comparison
   model.eval();
-  const forward = (t: Tensor): void => noGrad(() => tidy(() => { model.forward(t).toArray(); }));
-  forward(x);
-  const inferTimes: number[] = [];
-  for (let s = 0; s < (opts.inferSteps ?? steps); s++) {
-    const t0 = performance.now();
-    forward(x);
-    inferTimes.push(performance.now() - t0);
-  }
-  const x1 = Tensor.fromArray(xData.subarray(0, 3 * S * S), [1, 3, S, S], be);
-  forward(x1);
-  const lat: number[] = [];
-  for (let s = 0; s < (opts.latencyRuns ?? 20); s++) {
-    const t0 = performance.now();
-    forward(x1);
-    lat.push(performance.now() - t0);
-  }
+  const graph = InferenceGraph.fromStateDict(model.stateDict(), be);
+  const x1 = xData.subarray(0, 3 * S * S);
+  const fused = timeInference((d, n) => { graph.forward(d, [n, 3, S, S]); }, xData, B, x1, opts.inferSteps ?? steps, opts.latencyRuns ?? 20);
+  graph.dispose();
+  const unfused = timeInference((d, n) => {
+    noGrad(() => tidy(() => { model.forward(Tensor.fromArray(d, [n, 3, S, S], be)).toArray(); }));
+  }, xData, B, x1, opts.inferSteps ?? steps, opts.latencyRuns ?? 20);
   x.dispose();
-  x1.dispose();
   opt.dispose();
   model.dispose();
   return {
@@ -140,8 +153,10 @@ export function runBench(opts: BenchOptions): BenchResult {
     batch: B,
     train_img_s: (B * 1000) / stepMs,
     train_step_ms: stepMs,
-    infer_img_s: (B * 1000) / median(inferTimes),
-    latency_ms_b1: median(lat),
+    infer_img_s: (B * 1000) / fused.batchMs,
+    latency_ms_b1: fused.latencyMs,
+    infer_img_s_unfused: (B * 1000) / unfused.batchMs,
+    latency_ms_b1_unfused: unfused.latencyMs,
     peak_rss_mb: process.resourceUsage().maxRSS / 1024,
     steps,
     profile,

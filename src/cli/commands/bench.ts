@@ -29,8 +29,8 @@ export function registerBench(program: Command): void {
         `backend          ${r.backend} (${r.backend_detail})`,
         `cpu              ${r.cpu}; kernels: ${r.isa}; precision ${r.precision}`,
         `training         ${r.train_img_s.toFixed(1)} img/s  (batch ${r.batch}: ${r.train_step_ms.toFixed(0)} ms per step: forward, backward, SGD)`,
-        `inference        ${r.infer_img_s.toFixed(1)} img/s  (batch ${r.batch})`,
-        `latency          ${r.latency_ms_b1.toFixed(2)} ms  (batch 1)`,
+        `inference        ${r.infer_img_s.toFixed(1)} img/s  (batch ${r.batch}; folded inference graph; training graph in eval mode ${r.infer_img_s_unfused.toFixed(1)})`,
+        `latency          ${r.latency_ms_b1.toFixed(2)} ms  (batch 1; training graph ${r.latency_ms_b1_unfused.toFixed(2)} ms)`,
         `peak memory      ${r.peak_rss_mb.toFixed(0)} MB resident`,
       ];
       if (r.profile) {
