@@ -16,6 +16,7 @@
 // References: oneDNN 2.6 developer guide "Convolution" and dnnl.hpp convolution_forward /
 // convolution_backward_data / convolution_backward_weights; PyTorch Conv2d output-size formula.
 #include <cstdlib>
+#include <map>
 #include <cstring>
 #include <stdexcept>
 
@@ -212,41 +213,24 @@ Plan makePlan(Pass pass, ConvAlgo a, const ConvGeom& g, bool bias) {
   }
 }
 
-/**
- * The plan to run: the fixed policy's algorithm (direct where it does not apply), or under "benchmark" the
- * remembered choice, else the fastest candidate measured now on these very inputs (outputs to scratch).
- */
+/** The plan to run (conv_select.h's chooseConvAlgo: candidates timed on these very inputs, outputs to scratch). */
 Plan choosePlan(Pass pass, const ConvGeom& g, bool bias, const Tensor& a, const Tensor& b, const Tensor* bt) {
-  ConvAlgo algo;
-  if (fixedConvAlgo(&algo)) {
-    Plan p = makePlan(pass, algo, g, bias);
-    return p.run ? p : makePlan(pass, ConvAlgo::Direct, g, bias);
-  }
   static const char* passes[] = {"fwd", "bwd_data", "bwd_weights"};
-  const std::string key = std::string(passes[int(pass)]) + "|" + g.key + (bias ? "|bias" : "");
-  if (rememberedConvChoice(key, &algo)) {
-    Plan p = makePlan(pass, algo, g, bias);
-    if (p.run) return p;
-  }
-  // candidates in order of accuracy (direct summation first): the first within 5% of the fastest wins, so that
-  // timing noise between near-equals never trades accuracy for nothing
-  std::vector<std::pair<ConvAlgo, double>> times;
-  std::vector<Plan> plans;
-  double fastest = 1e300;
-  for (ConvAlgo cand : {ConvAlgo::Direct, ConvAlgo::OnednnWinograd, ConvAlgo::Ours}) {
-    Plan p = makePlan(pass, cand, g, bias);
-    if (!p.run) continue;
-    Scratch out(p.outMd.get_size()), db;
-    if (bias) db = Scratch(sizeof(float) * g.w[0]);
-    const double ms = timeConvCandidate([&] { p.run(a, b, bt, out.get(), bias ? db.get() : nullptr); });
-    times.emplace_back(cand, ms);
-    plans.push_back(std::move(p));
-    fastest = std::min(fastest, ms);
-  }
-  size_t pick = 0;
-  while (times[pick].second > 1.05 * fastest) pick++;
-  rememberConvChoice(key, times[pick].first, times);
-  return plans[pick];
+  std::map<ConvAlgo, Plan> made;
+  auto plan = [&](ConvAlgo al) -> const Plan& {
+    auto it = made.find(al);
+    return it != made.end() ? it->second : made.emplace(al, makePlan(pass, al, g, bias)).first->second;
+  };
+  const ConvAlgo algo = chooseConvAlgo(
+      std::string(passes[int(pass)]) + "|" + g.key + (bias ? "|bias" : ""),
+      {ConvAlgo::Direct, ConvAlgo::OnednnWinograd, ConvAlgo::Ours}, [&](ConvAlgo al) { return bool(plan(al).run); },
+      [&](ConvAlgo al) {
+        const Plan& p = plan(al);
+        Scratch out(p.outMd.get_size()), db;
+        if (bias) db = Scratch(sizeof(float) * g.w[0]);
+        return timeConvCandidate([&] { p.run(a, b, bt, out.get(), bias ? db.get() : nullptr); });
+      });
+  return plan(algo);
 }
 
 struct ConvArgs {

@@ -69,32 +69,15 @@ void runInfer(const InferPlan& ip, const ConvGeom& g, const Tensor& x, const Ten
 
 InferPlan chooseInfer(const ConvGeom& g, bool residual, bool relu, const Tensor& x, const Tensor& w, const Tensor& b,
                       const Tensor* r) {
-  ConvAlgo algo;
-  if (fixedConvAlgo(&algo)) {
-    InferPlan p = inferPlan(g, algo, residual, relu);
-    return p.p ? p : inferPlan(g, ConvAlgo::Direct, residual, relu);
-  }
-  const std::string key = "infer|" + g.key + (residual ? "|sum" : "") + (relu ? "|relu" : "");
-  if (rememberedConvChoice(key, &algo)) {
-    InferPlan p = inferPlan(g, algo, residual, relu);
-    if (p.p) return p;
-  }
-  std::vector<std::pair<ConvAlgo, double>> times;
-  std::vector<InferPlan> plans;
-  double fastest = 1e300;
-  for (ConvAlgo cand : {ConvAlgo::Direct, ConvAlgo::OnednnWinograd}) {  // in order of accuracy, as for training
-    InferPlan p = inferPlan(g, cand, residual, relu);
-    if (!p.p) continue;
-    Scratch out(p.dst.get_size());
-    const double ms = timeConvCandidate([&] { runInfer(p, g, x, w, b, r, out.get()); });
-    times.emplace_back(cand, ms);
-    plans.push_back(p);
-    fastest = std::min(fastest, ms);
-  }
-  size_t pick = 0;
-  while (times[pick].second > 1.05 * fastest) pick++;
-  rememberConvChoice(key, times[pick].first, times);
-  return plans[pick];
+  const ConvAlgo algo = chooseConvAlgo(
+      "infer|" + g.key + (residual ? "|sum" : "") + (relu ? "|relu" : ""), {ConvAlgo::Direct, ConvAlgo::OnednnWinograd},
+      [&](ConvAlgo a) { return inferPlan(g, a, residual, relu).p != nullptr; },
+      [&](ConvAlgo a) {
+        const InferPlan p = inferPlan(g, a, residual, relu);
+        Scratch out(p.dst.get_size());
+        return timeConvCandidate([&] { runInfer(p, g, x, w, b, r, out.get()); });
+      });
+  return inferPlan(g, algo, residual, relu);
 }
 }  // namespace
 

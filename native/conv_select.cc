@@ -148,6 +148,25 @@ double timeConvCandidate(const std::function<void()>& f) {
   return best;
 }
 
+ConvAlgo chooseConvAlgo(const std::string& key, const std::vector<ConvAlgo>& candidates,
+                        const std::function<bool(ConvAlgo)>& applies, const std::function<double(ConvAlgo)>& timeMs) {
+  ConvAlgo algo;
+  if (fixedConvAlgo(&algo)) return applies(algo) ? algo : ConvAlgo::Direct;
+  if (rememberedConvChoice(key, &algo) && applies(algo)) return algo;
+  std::vector<std::pair<ConvAlgo, double>> times;
+  double fastest = 1e300;
+  for (ConvAlgo cand : candidates) {
+    if (!applies(cand)) continue;
+    times.emplace_back(cand, timeMs(cand));
+    fastest = std::min(fastest, times.back().second);
+  }
+  if (times.empty()) throw std::logic_error("chooseConvAlgo: no candidate applies to " + key);
+  size_t pick = 0;
+  while (times[pick].second > 1.05 * fastest) pick++;
+  rememberConvChoice(key, times[pick].first, times);
+  return times[pick].first;
+}
+
 // setConvPolicy(policy | null, cacheFile | null | undefined): the policy for later convolutions (null: keep);
 // a cache file to read choices from and write new ones to (null: none; undefined: keep). Choices already made
 // stay remembered.

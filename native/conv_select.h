@@ -35,6 +35,15 @@ void rememberConvChoice(const std::string& key, ConvAlgo algo, const std::vector
 /** The best of 3 runs of f, in ms, after one untimed run (first touches, JIT warm-up). */
 double timeConvCandidate(const std::function<void()>& f);
 
+/**
+ * The algorithm for the call named `key`. A fixed policy's algorithm where it applies (else Direct); under
+ * "benchmark" the remembered choice, else each of `candidates` that applies is timed (`timeMs`, on the call's own
+ * inputs) and, taking them in order of accuracy (most accurate first), the first within 5% of the fastest wins,
+ * so that timing noise between near-equals never trades accuracy for nothing. The choice is remembered.
+ */
+ConvAlgo chooseConvAlgo(const std::string& key, const std::vector<ConvAlgo>& candidates,
+                        const std::function<bool(ConvAlgo)>& applies, const std::function<double(ConvAlgo)>& timeMs);
+
 // exports: setConvPolicy(policy, cacheFile | null), convChoices() -> { policy, cacheFile, choices: [...] }
 Napi::Value setConvPolicy(const Napi::CallbackInfo& info);
 Napi::Value convChoices(const Napi::CallbackInfo& info);

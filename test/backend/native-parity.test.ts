@@ -158,7 +158,7 @@ describe('native backend parity with the reference', { skip: SKIP }, () => {
     }
   });
 
-  test('the benchmark policy times every candidate on first use of a shape and keeps the fastest', () => {
+  test('the benchmark policy times every candidate on first use of a shape and keeps the most accurate of the fastest', () => {
     const B = native();
     // a shape no other test uses, so that this process measures it now
     const xS = [3, 32, 12, 12], wS = [32, 32, 3, 3];
@@ -172,8 +172,10 @@ describe('native backend parity with the reference', { skip: SKIP }, () => {
       if (choice.measured) {
         // oneDNN direct applies to every shape, ours to this one (3x3, stride 1, 32 channels)
         assert.ok('direct' in choice.ms && 'winograd' in choice.ms, `candidates timed: ${Object.keys(choice.ms).join(', ')}`);
-        const fastest = Object.entries(choice.ms).sort((a, b) => a[1] - b[1])[0][0];
-        assert.equal(choice.algo, fastest);
+        // in order of accuracy, the first within 5% of the fastest (conv_select.h)
+        const fastest = Math.min(...Object.values(choice.ms));
+        const want = ['direct', 'onednn-winograd', 'winograd'].find((a) => a in choice.ms && choice.ms[a] <= 1.05 * fastest);
+        assert.equal(choice.algo, want, JSON.stringify(choice.ms));
       } // else it came from the cache file of an earlier run on this machine (test/backend/conv-cache.test.ts)
       for (const s of [x, w, y]) B.dispose(s);
     });
