@@ -109,7 +109,7 @@ export interface PredictPathsOptions {
 
 /**
  * oneDNN already runs the forward pass on every core; one decode worker per two cores keeps decoding ahead of
- * it (a CIFAR image decodes in well under a millisecond) without taking the cores it computes on.
+ * it (decoding a CIFAR image costs about a tenth of its forward pass) without taking the cores it computes on.
  */
 export function defaultDecodeWorkers(): number {
   return Math.max(1, Math.min(4, Math.floor(os.availableParallelism() / 2)));
