@@ -5,7 +5,7 @@
  * - cached load (the decode cache written by the first decode);
  * - augmentation + normalisation of one batch of 128 (crop+flip, +cutout, none), and a whole epoch through the
  *   Loader with and without the worker thread;
- * - prediction preprocessing: a 32x32 JPEG, and a large legal photo (8000x6000, RELIABILITY.md R7).
+ * - prediction preprocessing: a 32x32 JPEG, and a large legal photo (8000x6000, under the pixel limit).
  * Run: `npx tsx bench/data.ts [path/to/cifar10-jpg.tar.gz]` (default ../shared/data/cifar10-jpg.tar.gz).
  * The cache goes to a temporary folder, removed at the end. This machine is shared: quote figures with the load.
  */
@@ -88,7 +88,7 @@ async function benchPredict(): Promise<void> {
   const big = await sharp({ create: { width: 8000, height: 6000, channels: 3, background: { r: 0, g: 0, b: 0 }, noise: { type: 'gaussian', mean: 128, sigma: 40 } } }).jpeg({ quality: 85 }).toBuffer();
   const rss0 = process.memoryUsage().rss;
   const [, ms] = await timed(() => preprocessForModel(big));
-  line('preprocessForModel, 8000x6000 JPEG (R7)', `${secs(ms)} (${(big.length / 2 ** 20).toFixed(1)} MiB file, RSS +${((process.memoryUsage().rss - rss0) / 2 ** 20).toFixed(0)} MiB)`);
+  line('preprocessForModel, 8000x6000 JPEG', `${secs(ms)} (${(big.length / 2 ** 20).toFixed(1)} MiB file, RSS +${((process.memoryUsage().rss - rss0) / 2 ** 20).toFixed(0)} MiB)`);
 }
 
 async function main(): Promise<void> {

@@ -1,4 +1,4 @@
-// native/addon.cc: the addon's entry point; only the list of exports (STYLE.md: "addon.cc only lists exports").
+// native/addon.cc: the addon's entry point; only the list of exports.
 //
 // What it is: the module registration of resnet_native.node. What it is not: any logic; kernels live in
 // conv.cc, batchnorm.cc, pool.cc, linear.cc, softmax.cc, eltwise.cc, memory.cc; shared state in context.cc

@@ -1,7 +1,7 @@
 /**
  * What a classification returns, and the arithmetic that turns a model's logits into it (softmax, arg-max,
  * top-k). Shared by `resnet predict`, `resnet serve` and the interactive loop, so that the same bytes give
- * bitwise-identical numbers on every path (RELIABILITY.md S13).
+ * bitwise-identical numbers on every path.
  *
  * What it is not: the model (src/models) or the image decoder (src/data); no I/O here.
  * Softmax is computed in float64 with the max subtracted first (the usual overflow guard), then arg-max over

@@ -6,7 +6,7 @@
  * rename it over the target, then fsync the folder so that the rename itself is durable.
  * What it is not: a lock (two writers racing on one path each land whole, the last rename wins).
  *
- * References: RELIABILITY.md §1 ("what this means for us"); rename(2) and fsync(2) in POSIX; TensorFlow's
+ * References: rename(2) and fsync(2) in POSIX; TensorFlow's
  * file_io.atomic_write_string_to_file (temp name in the same directory, then rename).
  */
 import * as fs from 'node:fs';

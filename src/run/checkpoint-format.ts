@@ -17,7 +17,7 @@
  *
  * What it is not: a PyTorch/safetensors file (see src/interop for those), or a streaming format (a checkpoint
  * is encoded in memory: ResNet-18 with momentum buffers is ~90 MB).
- * References: RELIABILITY.md §1 (checksum, verify on load); FIPS 180-4 (SHA-256, via node:crypto).
+ * Every file carries a checksum, verified on load. References: FIPS 180-4 (SHA-256, via node:crypto).
  */
 import { createHash } from 'node:crypto';
 import * as os from 'node:os';

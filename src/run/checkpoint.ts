@@ -9,8 +9,9 @@
  *   RUN/checkpoints/latest.json          the pointer: names the newest complete epoch file; written last
  *   RUN/best_acc.txt, RUN/best.json      the best accuracy, in the seed's words and as JSON
  * What it is not: the training loop (it decides when to save), or a lock (lock.ts keeps one trainer per folder).
- * References: RELIABILITY.md §1 (atomic save, pointer last, ≥2 generations, checksum and fallback) and §4
- * (NaN is never checkpointed or ranked best); TensorFlow's CheckpointManager (pointer file after the data).
+ * Promised here: an atomic save, the pointer written last, at least 2 generations kept, a checksum and a fallback to
+ * the previous generation on damage; a NaN model is never checkpointed or ranked best.
+ * References: TensorFlow's CheckpointManager (pointer file after the data).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';

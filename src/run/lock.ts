@@ -7,7 +7,7 @@
  * What it is not: a lock across hosts (a lock from another host is reported, never judged stale) or proof against
  * pid reuse (a recycled pid looks alive: the error then says which file to delete).
  * References: open(2) O_CREAT|O_EXCL; kill(2) with signal 0; TensorFlow's CheckpointManager docs ("only one
- * should be active in a particular directory at a time"), RELIABILITY.md §1.
+ * should be active in a particular directory at a time").
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';

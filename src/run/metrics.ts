@@ -8,7 +8,7 @@
  * Durability: each record is one write(2) to an O_APPEND file (it survives a kill of the process); epoch records
  * are also fsynced (they survive a power loss). A line torn by a kill is cut off when the log is reopened.
  * What it is not: a database or a second source of truth for resuming (checkpoints are).
- * References: JSON Lines (jsonlines.org); RELIABILITY.md §1 and §5 (flush at epoch end and at shutdown).
+ * Flushed at the end of each epoch and at shutdown. References: JSON Lines (jsonlines.org).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -106,7 +106,7 @@ export class MetricsLog {
     this.write(Buffer.from(JSON.stringify(rec) + '\n', 'utf8'), sync);
   }
 
-  /** I/O errors (disk full...) warn once and stop the log; training goes on (RELIABILITY.md T8). */
+  /** I/O errors (disk full...) warn once and stop the log; training goes on. */
   private write(line: Buffer, sync: boolean): void {
     if (this.failed || this.fd === null) return;
     try {

@@ -14,7 +14,6 @@
  * - CRC32C (Castagnoli) polynomial 0x1EDC6F41, reflected 0x82F63B78 (RFC 3720, appendix B.4).
  * - SummaryWriter(purge_step=T) semantics: SessionLog.START at step T makes TensorBoard drop events with
  *   step >= T from earlier files (tensorboard/backend/event_processing/event_accumulator.py).
- * - /work/shared/RELIABILITY.md section 5.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -252,7 +251,7 @@ export class EventWriter {
 
   /**
    * After a failed write the file may end in a torn record; writing more after it would make TensorBoard
-   * stop reading the file, so the writer stops (training goes on; RELIABILITY.md T8).
+   * stop reading the file, so the writer stops (training goes on: losing the logs must not lose the run).
    */
   private fail(op: string, err: unknown): void {
     this.failed = true;

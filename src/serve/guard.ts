@@ -1,5 +1,5 @@
 /**
- * Request guards of the prediction server against browser attacks (RELIABILITY.md S11):
+ * Request guards of the prediction server against browser attacks:
  * - DNS rebinding: a page on evil.example whose name later resolves to 127.0.0.1 sends requests with
  *   `Host: evil.example`. Only IP literals, `localhost` and names the user allowed are accepted as Host.
  * - CSRF: a foreign page can POST to us (a "simple" request needs no CORS preflight). A state-changing or

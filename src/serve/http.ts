@@ -2,7 +2,8 @@
  * Small HTTP helpers for the prediction server over Node's built-in `http` module: JSON responses and errors,
  * security headers, and a request-body reader that enforces a byte limit and a minimum rate while the body streams in.
  *
- * What it is not: a framework. Routing lives in server.ts; no CORS headers are ever sent (RELIABILITY.md S11).
+ * What it is not: a framework. Routing lives in server.ts; no CORS headers are ever sent, so no other
+ * origin can read an answer.
  * References: Node http (IncomingMessage, ServerResponse), RFC 9110 (413, 415, 422, 503 + Retry-After),
  * OWASP File Upload Cheat Sheet (limit size; decide by content, not by Content-Type).
  */

@@ -1,6 +1,6 @@
 /**
  * A bound on concurrent inferences: a request either gets a slot at once or is refused (the server answers
- * 503 with Retry-After), so that a burst of uploads cannot queue unbounded work or memory (RELIABILITY.md S8).
+ * 503 with Retry-After), so that a burst of uploads cannot queue unbounded work or memory.
  *
  * What it is not: a queue. Waiting would only move the overload from memory into latency; a client can retry.
  * Reference: TorchServe job_queue_size (503 when full).

@@ -9,7 +9,7 @@
  *   GET  /api/model          architecture, classes, weights, limits
  *   GET  /api/run            the run being watched; GET /api/run/metrics?from=OFFSET its new metrics records
  *
- * Hardening (RELIABILITY.md §6): loopback bind by default; 10 MiB body limit → 413 before buffering more;
+ * Hardening: loopback bind by default; 10 MiB body limit → 413 before buffering more;
  * the content decided by magic bytes → 415 for a non-image; the header's pixel count checked before decoding
  * → 422; bounded uploads in progress and concurrent inferences → 503 + Retry-After, uploads per client address
  * → 429 + Retry-After; a body below the minimum upload rate after a grace period → 408 and the socket closed;

@@ -1,7 +1,7 @@
 /**
  * The web page's files (web/ in the package): a fixed table of routes to files, read once at startup.
  * No path from a request ever reaches the file system, so `..`, encoded slashes or NUL bytes cannot
- * escape the folder (RELIABILITY.md S6).
+ * escape the folder.
  *
  * What it is not: a general static file server, and not a build step: the page is plain HTML/CSS/JS.
  */

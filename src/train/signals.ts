@@ -8,7 +8,7 @@
  * threads (signals reach the main thread only). Listeners that were installed before ours keep running (they are
  * chained by the event emitter); dispose() removes ours, which restores Node's default exit if there were none.
  * References: nodejs.org/api/process.html#signal-events; Lightning's signal connector (exit code 143, handlers
- * restored at teardown); RELIABILITY.md §7.
+ * restored at teardown).
  */
 
 export type StopSignal = 'SIGINT' | 'SIGTERM';

@@ -291,7 +291,7 @@ async function run(
 }
 
 /**
- * A NaN or Inf pixel is refused before the forward pass (RELIABILITY.md N5): a ReLU may turn NaN into 0 (the reference
+ * A NaN or Inf pixel is refused before the forward pass: a ReLU may turn NaN into 0 (the reference
  * backend's does), so the loss would look finite while the update poisons the weights.
  */
 function assertFiniteInput(batch: Batch, epochNo: number, step: number, out: string): void {

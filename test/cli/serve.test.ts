@@ -1,5 +1,5 @@
 /**
- * `resnet serve` startup errors (src/cli/commands/serve.ts; issue 16 item 8): a port already in use is a sentence
+ * `resnet serve` startup errors (src/cli/commands/serve.ts): a port already in use is a sentence
  * naming the address and port and what to do, not the raw `listen EADDRINUSE: address already in use`.
  */
 import { after, before, test } from 'node:test';

@@ -1,7 +1,7 @@
 /**
  * Tests of the official CIFAR-10 binary release reader and download (cifar-binary.ts through openDataset):
  * files generated in the official layout (full size: 10000 records of 3073 bytes), folder and tar.gz, the
- * refusals of RELIABILITY.md R1 (size, label, checksum), and the download against a local HTTP server.
+ * refusals (size, label, checksum), and the download against a local HTTP server.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -103,7 +103,7 @@ describe('CIFAR-10 binary release', () => {
     await assert.rejects(openDataset(join(dir, CIFAR10_ARCHIVE_NAME), { noCache: true }), /checksum mismatch: expected MD5 c32a1d4ab5d03f1284b67883e8d87530, received [0-9a-f]{32}/);
   });
 
-  test('refused, naming the file and the reason: wrong size, label above 9, missing file (R1)', async () => {
+  test('refused, naming the file and the reason: wrong size, label above 9, missing file', async () => {
     writeRelease(join(dir, 'short'), (name, b) => (name === 'data_batch_3.bin' ? b.subarray(0, b.length - 1) : b));
     await assert.rejects(openDataset(join(dir, 'short'), { noCache: true }), /cifar10 data_batch_3\.bin: expected 30730000 bytes \(10000 records of 3073\), received 30729999/);
     writeRelease(join(dir, 'label'), (name, b) => {

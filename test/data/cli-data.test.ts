@@ -1,7 +1,7 @@
 /**
  * Tests of `resnet data` (src/cli/commands/data.ts) through its commander registration: the JSON and text
  * reports over a small generated tree with a bad file, and --on-bad-image fail.
- * (Lives in test/data/ with the rest of the data issue's tests.)
+ * (Lives in test/data/ with the rest of the data tests.)
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,7 +1,7 @@
 /**
  * Tests of openDataset over ImageFolder trees in folders and archives (imagefolder.ts, archive.ts, dataset.ts,
  * cache.ts): label mapping as torchvision's, every image format and extension case, resizing, bad files
- * (RELIABILITY.md R2, R3, R9), the decode cache (hit, stale, corrupt, atomic) and clear errors.
+ * (skipped, counted and named), the decode cache (hit, stale, corrupt, atomic) and clear errors.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -72,7 +72,7 @@ describe('ImageFolder in a folder', () => {
     assert.ok(d.notes.some((n) => /ignored 1 files without an image extension/.test(n)), d.notes.join('; '));
   });
 
-  test('a symlink loop inside a class folder is listed once and does not hang (R8)', async () => {
+  test('a symlink loop inside a class folder is listed once and does not hang', async () => {
     const root = join(dir, 'looped');
     writeTree(root, { 'train/a/1.png': await encode(px(1), 32, 32, 'png'), 'train/b/2.png': await encode(px(2), 32, 32, 'png') });
     symlinkSync(join(root, 'train'), join(root, 'train', 'a', 'loop'));
@@ -183,7 +183,7 @@ describe('ImageFolder in an archive', () => {
   });
 });
 
-describe('bad files (R2, R9)', () => {
+describe('bad files', () => {
   let dir = '';
   before(async () => {
     dir = tempDir('imf-bad');
@@ -233,7 +233,7 @@ describe('bad files (R2, R9)', () => {
     }
   });
 
-  test('a file that vanishes or cannot be read after listing is a bad file, not a crash (R3, R8)', async () => {
+  test('a file that vanishes or cannot be read after listing is a bad file, not a crash', async () => {
     const plan = planImageFolder({ files: [{ path: 'train/a/1.png', size: 1, mtimeMs: 0 }, { path: 'train/a/2.png', size: 1, mtimeMs: 0 }], dirs: [] }, 'mem');
     const good = await encode(px(1), 32, 32, 'png');
     const read = async (p: string): Promise<Uint8Array> => {

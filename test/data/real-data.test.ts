@@ -1,5 +1,5 @@
 /**
- * The real-data check of the data issue, on ../shared/data/cifar10-jpg.tar.gz (skipped with a message when absent):
+ * The real-data check of the data pipeline, on ../shared/data/cifar10-jpg.tar.gz (skipped with a message when absent):
  * 50000/10000 images, 5000/1000 per class, labels equal to folder names. The first run decodes the whole tarball
  * (about a minute here); the decode cache in $TMPDIR/resnet-ts-test-real-cache makes later runs take a second.
  */

@@ -1,6 +1,6 @@
 /**
  * Test helpers: numeric comparison with a report of the first mismatches and the max difference
- * (STYLE.md: "expectClose(actual, expected, {atol, rtol})").
+ * (`expectClose(actual, expected, {atol, rtol})`).
  */
 import assert from 'node:assert/strict';
 

@@ -11,7 +11,7 @@
  * itself: `fixtureKeyShapes` lists the seed's state_dict keys and shapes so that the tests do not depend on
  * src/models.
  *
- * References: /work/shared/bench/seed_resnet.py (the seed's model and its state_dict keys); src/util/rng.ts.
+ * References: src/models/resnet.ts (the seed's model and its state_dict keys); src/util/rng.ts.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';

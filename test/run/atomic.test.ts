@@ -1,5 +1,5 @@
 /**
- * Tests for writeFileAtomic (RELIABILITY.md C1: a writer that fails mid-way leaves the old file byte-identical
+ * Tests for writeFileAtomic (a writer that fails mid-way leaves the old file byte-identical
  * and no temp file behind).
  */
 import { test } from 'node:test';

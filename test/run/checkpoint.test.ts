@@ -1,5 +1,5 @@
 /**
- * Tests for the checkpoint format and the run folder's checkpoints (RELIABILITY.md C1–C3, N1): round trip,
+ * Tests for the checkpoint format and the run folder's checkpoints: round trip,
  * every kind of damage detected with its reason, fallback a generation, kill -9 while saving, retention,
  * --weights resolution and the best-accuracy files.
  */

@@ -1,7 +1,8 @@
 /**
- * Tests for the TensorBoard event-file writer and reader (RELIABILITY.md T1, T2, T3, T4, T5, T7).
+ * Tests for the TensorBoard event-file writer and reader: framing and CRCs, file naming, scalars, the
+ * resume purge, flushing, and a write failure that stops the writer but not training.
  * Golden vectors: RFC 3720 (CRC32C of 32 zero bytes), tensorboard/data/server/masked_crc.rs (masked CRC),
- * and the reference record for Event{wall_time=1.0, file_version="brain.Event:2"} quoted in RELIABILITY.md §5.
+ * and the reference record for Event{wall_time=1.0, file_version="brain.Event:2"} as TensorBoard's own writer frames it.
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';

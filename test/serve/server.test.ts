@@ -1,6 +1,6 @@
 /**
  * HTTP tests of `resnet serve` (src/serve/server.ts) with the real classifier and real (untrained) weights:
- * the API, bitwise parity with `resnet predict --json`, and the hardening of RELIABILITY.md §6: each refusal
+ * the API, bitwise parity with `resnet predict --json`, and the hardening (Host/Origin, body, type and pixel limits, concurrency): each refusal
  * (400, 403, 413, 415, 422, 503) is JSON and is followed by a good request that succeeds.
  */
 import { test, before, after, describe } from 'node:test';

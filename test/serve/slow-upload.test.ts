@@ -1,9 +1,9 @@
 /**
- * Slow uploads (RELIABILITY.md S7, S8) on loopback, with small thresholds so that each test takes a few seconds:
+ * Slow uploads on loopback, with small thresholds so that each test takes a few seconds:
  * a body that trickles below the minimum rate is answered 408 and its socket closed once the grace period is
  * over, which frees its upload slot at once; one client address holds at most its share of the upload slots,
  * so the others are served while it trickles; Node's own request timeout frees the slot too.
- * The tricklers declare a Content-Length of 5000000 and send one byte at a time, as the probe of issue 16 did.
+ * The tricklers declare a Content-Length of 5000000 and send one byte at a time, as a slow-loris client does.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';

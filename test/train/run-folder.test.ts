@@ -1,5 +1,5 @@
 /**
- * Taking over a run folder (src/train/run-folder.ts through the real trainer; issue 16 items 1, 2 and 8): a second
+ * Taking over a run folder (src/train/run-folder.ts through the real trainer): a second
  * `train` without --resume refuses a folder holding a run and leaves it byte for byte; --force moves the old run
  * into RUN/previous-1 and starts over; a resume after a kill -9 between the files of a save rebuilds best.ckpt,
  * best_acc.txt, best.json and latest.json and removes the dead writer's temp files; a finished run resumed again says

@@ -1,5 +1,5 @@
 /**
- * Tests for the stop-signal handling (RELIABILITY.md G1–G3, G8): a child process receiving SIGINT/SIGTERM
+ * Tests for the stop-signal handling: a child process receiving SIGINT/SIGTERM
  * finishes its "save" despite a second signal and exits 130/143; in-process, listeners chain and dispose restores.
  */
 import { test, describe } from 'node:test';
@@ -110,7 +110,7 @@ describe('in process', () => {
 
 describe('throughPollPhase', () => {
   // An I/O callback runs in the event loop's poll phase; one setImmediate from there runs before the next poll, so a
-  // signal that arrived during synchronous work after it was not seen yet (issue 16 item 7: one more training step).
+  // signal that arrived during synchronous work after it was not seen yet (the trainer would run one more training step).
   for (const [what, start] of [
     ['from the poll phase (an I/O callback)', (go: () => void) => fs.stat(__filename, go)],
     ['from the check phase (an immediate)', (go: () => void) => setImmediate(go)],

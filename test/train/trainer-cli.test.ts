@@ -1,5 +1,5 @@
 /**
- * `resnet train` as a child process (RELIABILITY.md §7 G1–G3, C11): Ctrl-C (SIGINT) finishes the step, saves and
+ * `resnet train` as a child process: Ctrl-C (SIGINT) finishes the step, saves and
  * exits 130, a second SIGINT during the shutdown is ignored, `--resume RUN` continues to the end and ends bit-identical
  * to an uninterrupted run; SIGTERM exits 143; while a trainer runs, a second one on the same run folder is refused
  * with an error naming the first one's pid. Tiny data, ResNet-18 at width 4 on the reference backend.
@@ -47,7 +47,7 @@ test('SIGINT twice: 130, a clean checkpoint, a second trainer refused meanwhile;
   try {
     await child.waitFor(/^epoch 1\/3: train loss /m);
 
-    // C11: the same run folder while the child trains
+    // a second trainer on the same run folder while the child trains is refused
     const held = new RegExp(`another trainer is using this run folder: .*train\\.lock is held by pid ${child.pid} on `);
     await assert.rejects(trainQuiet({ config: tinyConfig(), data, out: run, worker: false }), held);
 

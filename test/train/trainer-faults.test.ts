@@ -1,8 +1,8 @@
 /**
  * Faults through the real trainer (src/train/trainer.ts) on a tiny generated ImageFolder, ResNet-18 at width 4 on the
- * reference backend: a NaN batch (RELIABILITY.md N1) and an lr ×1e7 (N3) end as 'diverged' with exit code 3 and the
+ * reference backend: a NaN batch and an lr ×1e7 end as 'diverged' with exit code 3 and the
  * last good checkpoint untouched, never a NaN model saved or ranked best; resuming with another configuration or
- * another dataset is refused unless forced (C10), a forced change says what changed, and the same dataset at
+ * another dataset is refused unless forced, a forced change says what changed, and the same dataset at
  * another path (copied, re-extracted) is not another dataset.
  */
 import { after, before, describe, test } from 'node:test';

@@ -1,8 +1,8 @@
 /**
  * End to end through the real trainer (src/train/trainer.ts) on a tiny generated ImageFolder, ResNet-18 at width 4
- * on the reference backend: resume is a bitwise continuation (RELIABILITY.md C8, C9, D6) whether the run stopped at
- * an epoch boundary or in the middle of an epoch; a damaged newest checkpoint falls back a generation (C3) and still
- * ends bit-identical; TensorBoard after a resume (§5: a new file sorting after the old one, file_version then
+ * on the reference backend: resume ends bit-identical to the uninterrupted run whether the run stopped at
+ * an epoch boundary or in the middle of an epoch; a damaged newest checkpoint falls back a generation and still
+ * ends bit-identical; TensorBoard after a resume (a new file sorting after the old one, file_version then
  * SessionLog START, scalars equal to the uninterrupted run's once TensorBoard's purge is applied); metrics.jsonl;
  * best_acc.txt in the seed's words; --keep-last retention.
  *

@@ -26,7 +26,7 @@ after(() => removeDir(root));
 
 // Step 5 of epoch 2, and its first step: the first batch of an epoch is the one the loop waits for (the worker's
 // reply, or the previous epoch's evaluation and save came before it), so its step starts in a different phase of
-// the event loop than the steps after it; a single yield per step then let one more step run (issue 16, item 7).
+// the event loop than the steps after it; a single yield per step used to let one more step run.
 const CASES = [
   ['SIGINT', 130, false, 4], ['SIGTERM', 143, true, 4], ['SIGINT', 130, true, 0], ['SIGINT', 130, false, 0],
 ] as const;

@@ -1,5 +1,5 @@
 /**
- * `train --weights W` with weights of another shape (issue 16 item 8): the error names the option, lists the first
+ * `train --weights W` with weights of another shape: the error names the option, lists the first
  * few mis-shaped keys and counts the rest, instead of one line per key of the whole model (122 for ResNet-18).
  */
 import { after, before, test } from 'node:test';

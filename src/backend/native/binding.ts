@@ -4,7 +4,7 @@
  * What it is: declarations of the addon's functions (argument order as in native/*.cc) and a loader that
  * explains, when the addon is missing or fails to load, exactly what to install and how to rebuild.
  * What it is not: the Backend; index.ts adapts these functions to the `Backend` interface.
- * References: native/addon.cc (the export list); node-addon-api External (the handles); STYLE.md (tfjs: a
+ * References: native/addon.cc (the export list); node-addon-api External (the handles); tfjs-node (a
  * typed binding is the only place that touches the native addon).
  */
 import * as fs from 'node:fs';

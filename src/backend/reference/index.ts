@@ -4,7 +4,7 @@
  * What it is: the test oracle: readable, float32 and float64, one thread, PyTorch's semantics; the native
  * backend is checked against it. What it is not: fast enough to train on; use the native backend for that.
  * This file only assembles the kernels; each family lives in its own file beside it.
- * References: src/backend/backend.ts (the contract); STYLE.md (llm.c-style forward/backward pairs).
+ * References: src/backend/backend.ts (the contract); llm.c's train_gpt2.c (a forward/backward pair per layer).
  */
 import type { Backend } from '../backend';
 import { convOutputShape } from '../backend';

@@ -4,7 +4,8 @@
  * What it is: a `RefStorage` wraps one plain row-major Float32Array or Float64Array; helpers check that an
  * argument is a live storage of this backend with the expected dtype and element count, and that a shape has
  * the expected rank. What it is not: a tensor (no shape is stored; the caller passes shapes to each kernel).
- * References: src/backend/backend.ts (the contract), STYLE.md (error wording).
+ * References: src/backend/backend.ts (the contract); errors name the operation, what was expected and what was
+ * received.
  */
 import type { DType, FloatArray, Shape, Storage } from '../backend';
 import { numelOf } from '../backend';

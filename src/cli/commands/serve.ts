@@ -3,8 +3,8 @@
  * page with a JSON API, and with --run a dashboard of a training run's curves.
  *
  * What it is: option parsing, startup messages and signal handling over src/serve/server.ts.
- * A model that cannot be loaded stops the command before it listens (RELIABILITY.md S9). SIGINT/SIGTERM stop
- * accepting, let in-flight requests finish (at most 10 s) and exit 0 (S12).
+ * A model that cannot be loaded stops the command before it listens. SIGINT/SIGTERM stop
+ * accepting, let in-flight requests finish (at most 10 s) and exit 0.
  */
 import * as fs from 'node:fs';
 import { Command } from 'commander';
