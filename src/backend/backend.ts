@@ -72,7 +72,7 @@ export interface SgdParams {
 export type Precision = 'fp32' | 'bf16';
 
 export interface Backend {
-  readonly name: 'reference' | 'native';
+  readonly name: string; // the name it is registered under (backend/index.ts)
   /** human-readable details: library versions, threads, ISA */
   describe(): string;
   /** The instruction sets its kernels run with here (e.g. "oneDNN avx512_core_bf16, ours avx512"). */
