@@ -2,7 +2,8 @@
  * The classifier behind `resnet predict` and `resnet serve`: weights in, one image's bytes in, a Prediction out.
  * It composes the public pieces of the engine: loadWeights (src/interop) → modelFromWeights (src/models: the
  * weights' spec, the model built and loaded) → preprocessForModel (src/data: RGB, resize to 32x32, the seed's
- * normalisation) → forward in eval mode without autograd → softmax (src/predict/prediction.ts).
+ * normalisation) → the folded inference graph (src/models/inference.ts: the eval-mode model with batch norm folded
+ * into the convolutions and the residual add and ReLU fused into them) → softmax (src/predict/prediction.ts).
  *
  * What it is not: a batch evaluator (`resnet eval` owns accuracy over a test set) and not a server.
  * One image runs alone (batch 1, classifyInput/classifyBytes): the server and `resnet predict --batch-size 1`
@@ -11,8 +12,8 @@
  */
 import { DecodeOptions, preprocessForModel } from '../data';
 import { loadWeights } from '../interop/weights';
+import { InferenceGraph } from '../models/inference';
 import { modelFromWeights, type ModelSpec } from '../models';
-import { Tensor, noGrad, tidy } from '../tensor';
 import { useBackend } from '../backend';
 import type { Precision } from '../backend/backend';
 import { applyPrecision } from '../backend/precision';
@@ -73,6 +74,10 @@ export async function loadClassifier(weights: string, opts: LoadClassifierOption
   // the spec a checkpoint recorded, else the one the shapes imply: a run of any width or class count loads
   const { model, spec } = modelFromWeights(loaded.stateDict, { recorded: loaded.spec, where: `--weights ${weights}`, backend });
   const numClasses = spec.numClasses;
+  // predictions run the folded inference graph (batch norm in the convolutions, add and ReLU fused): the eval-mode
+  // model's logits within 1e-4 (test/models/inference.test.ts), one kernel per convolution
+  const graph = InferenceGraph.fromStateDict(model.stateDict(), backend);
+  model.dispose();
 
   const info: ModelInfo = {
     arch: spec.arch,
@@ -90,8 +95,7 @@ export async function loadClassifier(weights: string, opts: LoadClassifierOption
     if (x.length !== want) {
       throw new Error(`classify: expected a preprocessed input of ${want} values [${INPUT_SHAPE.join(',')}], received ${x.length}`);
     }
-    // tidy frees the input, every activation and the output; only the copied logits leave the scope
-    const logits = tidy(() => noGrad(() => model.forward(Tensor.fromArray(x, [...INPUT_SHAPE])).toArray()));
+    const logits = graph.forward(x, INPUT_SHAPE);
     if (logits.length !== numClasses) {
       throw new Error(`classify: expected ${numClasses} logits from the model, received ${logits.length}`);
     }
@@ -104,7 +108,7 @@ export async function loadClassifier(weights: string, opts: LoadClassifierOption
       throw new Error(`classifyBatch: expected n preprocessed inputs of ${per} values each ([n,${INPUT_SHAPE.slice(1).join(',')}]), received ${x.length} values for n = ${n}`);
     }
     if (n === 0) return [];
-    const logits = tidy(() => noGrad(() => model.forward(Tensor.fromArray(x, [n, ...INPUT_SHAPE.slice(1)])).toArray()));
+    const logits = graph.forward(x, [n, ...INPUT_SHAPE.slice(1)]);
     if (logits.length !== n * numClasses) {
       throw new Error(`classifyBatch: expected ${n * numClasses} logits from the model (${n} x ${numClasses}), received ${logits.length}`);
     }

@@ -1,6 +1,7 @@
 /**
  * Tests of loadClassifier: real weights (an untrained ResNet-18 written as safetensors) load strictly, and a
- * prediction is exactly the model's forward pass on preprocessForModel's input, in eval mode.
+ * prediction is exactly the folded inference graph of those weights on preprocessForModel's input (which in turn
+ * equals the eval-mode forward pass within 1e-4: checked here too, and in test/models/inference.test.ts).
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,6 +13,8 @@ import { resnet18 } from '../../src/models/resnet';
 import { Tensor, noGrad, tidy } from '../../src/tensor';
 import { writeSafetensorsFile } from '../../src/interop/safetensors';
 import { softmax } from '../../src/predict/prediction';
+import { InferenceGraph } from '../../src/models/inference';
+import { relErrorToMax } from '../helpers/close';
 import { ImageSet, tempDir, writeImages, writeTestWeights } from './fixtures';
 
 let dir = '';
@@ -25,7 +28,7 @@ before(async () => {
 });
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-test('a prediction is the eval-mode forward pass of the preprocessed image', async () => {
+test('a prediction is the inference graph of the weights on the preprocessed image (the eval-mode forward pass)', async () => {
   const c = await loadClassifier(weights);
   assert.equal(c.info.arch, 'resnet18');
   assert.equal(c.info.numClasses, 10);
@@ -38,8 +41,12 @@ test('a prediction is the eval-mode forward pass of the preprocessed image', asy
   const model = resnet18({ seed: 7 });
   model.eval();
   const x = await preprocessForModel(bytes);
-  const logits = tidy(() => noGrad(() => model.forward(Tensor.fromArray(x, [1, 3, 32, 32])).toArray()));
+  const graph = InferenceGraph.fromStateDict(model.stateDict(), model.backend);
+  const logits = graph.forward(x, [1, 3, 32, 32]);
+  graph.dispose();
   assert.deepEqual(p.logits, Array.from(logits));
+  const evalForward = tidy(() => noGrad(() => model.forward(Tensor.fromArray(x, [1, 3, 32, 32])).toArray()));
+  assert.ok(relErrorToMax(p.logits, evalForward) <= 1e-4, `against the eval-mode forward: ${relErrorToMax(p.logits, evalForward)}`);
   assert.deepEqual(p.probs, softmax(logits));
   assert.equal(p.confidence, Math.max(...p.probs));
   assert.equal(p.probs.indexOf(p.confidence), p.index);
