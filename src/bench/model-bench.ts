@@ -9,7 +9,8 @@ import { cpuModel } from '../util/cpu';
 import { InferenceGraph } from '../models/inference';
 import { SEED_SPEC, buildModel, type ModelSpec } from '../models';
 import { SGD } from '../nn/optim';
-import { Tensor, crossEntropy, noGrad, tidy } from '../tensor';
+import { Tensor, noGrad, tidy } from '../tensor';
+import { trainStep } from '../train/step';
 import { Rng } from '../util/rng';
 
 export interface BenchOptions {
@@ -107,24 +108,15 @@ export function runBench(opts: BenchOptions): BenchResult {
   const opt = new SGD(model.namedParameters(), { lr: 0.001, momentum: 0.9, weightDecay: 5e-4 });
   const { x: xData, y } = randomBatch(B, spec, rng);
   const x = Tensor.fromArray(xData, [B, 3, S, S], be);
-  const trainStep = (): number => {
-    const loss = tidy(() => {
-      const l = crossEntropy(model.forward(x), y);
-      l.backward();
-      opt.step();
-      return l.item();
-    });
-    opt.zeroGrad();
-    return loss;
-  };
+  const step = (): number => trainStep(model, opt, x, y);
   log(`warm-up training step (batch ${B}) on ${be.name}`);
-  trainStep();
+  step();
   const prof = nativeProfiler(be);
   prof?.reset();
   const times: number[] = [];
   for (let s = 0; s < steps; s++) {
     const t0 = performance.now();
-    trainStep();
+    step();
     times.push(performance.now() - t0);
     log(`train step ${s + 1}/${steps}: ${times[s].toFixed(0)} ms`);
   }

@@ -21,7 +21,7 @@ import { SEED_SPEC, buildModel, type ModelSpec } from '../models';
 import type { ResNet } from '../models/resnet';
 import { describeLoad } from '../nn/module';
 import { SGD } from '../nn/optim';
-import { Tensor, crossEntropy, tidy } from '../tensor';
+import { Tensor } from '../tensor';
 import {
   NoCheckpointError, firstNonFinite, isFiniteStateDict, loadLatestCheckpoint, saveCheckpoint, writeBestAccuracy, type Checkpoint,
   type LoadedCheckpoint,
@@ -34,6 +34,7 @@ import { Progress } from './progress';
 import { claimForNewRun, removeEmptyFolders, repairOnResume, resumesOut } from '../run/run-folder';
 import { saveRunInfo } from '../run/run-info';
 import { learningRate } from './schedule';
+import { trainStep } from './step';
 import { installStopSignals, throughPollPhase, type StopSignals } from './signals';
 import { EventWriter } from '../run/tensorboard';
 
@@ -216,7 +217,7 @@ async function run(
         opts.transformBatch?.(batch, state.step);
         assertFiniteInput(batch, epochNo, state.step, opts.out);
         opt.lr = learningRate(cfg.schedule, cfg.lr, state.step, totalSteps, cfg.warmupFraction);
-        const r = trainStep(model, opt, batch, cfg.labelSmoothing);
+        const r = stepOnBatch(model, opt, batch, cfg.labelSmoothing);
         if (!Number.isFinite(r.loss)) {
           throw new DivergedError(`training diverged at epoch ${epochNo}, step ${state.step + 1}: the loss is ${r.loss}; ` +
             `no update was applied and the last good checkpoint in ${path.join(opts.out, 'checkpoints')} is kept`);
@@ -312,21 +313,17 @@ function assertFiniteState(model: ResNet, opt: SGD, epochNo: number, step: numbe
     `${bad} holds NaN or Inf; the last good checkpoint in ${path.join(out, 'checkpoints')} is kept`);
 }
 
-/** One SGD step on a batch; returns the batch's mean loss and number of correct predictions. */
-function trainStep(model: ResNet, opt: SGD, batch: Batch, labelSmoothing: number): { loss: number; correct: number } {
-  const be = model.backend;
-  const r = tidy(() => {
-    const x = Tensor.fromArray(batch.x, [batch.n, 3, 32, 32], be);
-    const logits = model.forward(x);
-    const loss = crossEntropy(logits, batch.y, { labelSmoothing });
-    const value = loss.item();
-    if (!Number.isFinite(value)) return { loss: value, correct: 0 };
-    loss.backward();
-    opt.step();
-    return { loss: value, correct: countCorrect(logits.toArray(), batch.y, logits.shape[1]) };
-  });
-  opt.zeroGrad();
-  return r;
+/** One SGD step on a batch (step.ts); returns the batch's mean loss and number of correct predictions. */
+function stepOnBatch(model: ResNet, opt: SGD, batch: Batch, labelSmoothing: number): { loss: number; correct: number } {
+  const x = Tensor.fromArray(batch.x, [batch.n, 3, 32, 32], model.backend);
+  let correct = 0;
+  try {
+    const onLogits = (logits: Tensor) => { correct = countCorrect(logits.toArray(), batch.y, logits.shape[1]); };
+    const loss = trainStep(model, opt, x, batch.y, { labelSmoothing, onLogits });
+    return { loss, correct };
+  } finally {
+    x.dispose();
+  }
 }
 
 function countCorrect(logits: ArrayLike<number>, y: Int32Array, C: number): number {

@@ -39,6 +39,7 @@ import { buildModel, inferSpec } from '../../src/models';
 import type { ResNet } from '../../src/models/resnet';
 import { Tensor, crossEntropy, noGrad, softmax, tidy } from '../../src/tensor';
 import { SGD } from '../../src/nn';
+import { trainStep } from '../../src/train/step';
 import { fixtureInput, fixtureSampleIndices, fixtureStateDict, fixtureTargets, goldenFixturePath } from '../helpers/fixture-values';
 import { relErrorToMax } from '../helpers/close';
 
@@ -115,13 +116,7 @@ function runSgd(be: Backend, nesterov: boolean, what: string, tol: number, weigh
   const { x, y } = inputs(be);
   const losses: number[] = [];
   for (let s = 0; s < 3; s++) {
-    losses.push(tidy(() => {
-      const loss = crossEntropy(m.forward(x), y);
-      loss.backward();
-      opt.step();
-      return loss.item();
-    }));
-    opt.zeroGrad();
+    losses.push(trainStep(m, opt, x, y));
   }
   expectRel(losses, g(`${what}.losses`), tol, `${what}.losses`);
   if (weightTol !== null) {
