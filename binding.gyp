@@ -39,6 +39,10 @@
       "dependencies": ["winograd_base", "winograd_avx2", "winograd_avx512"],
       "sources": [
         "native/addon.cc",
+        "native/napi_args.cc",
+        "native/napi_export.cc",
+        "native/napi_tensor.cc",
+        "native/profile.cc",
         "native/context.cc",
         "native/buffers.cc",
         "native/memory.cc",

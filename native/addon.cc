@@ -1,8 +1,8 @@
 // native/addon.cc: the addon's entry point; only the list of exports.
 //
 // What it is: the module registration of resnet_native.node. What it is not: any logic; kernels live in
-// conv.cc, batchnorm.cc, pool.cc, linear.cc, softmax.cc, eltwise.cc, memory.cc; shared state in context.cc
-// and buffers.cc.
+// conv.cc, batchnorm.cc, pool.cc, linear.cc, softmax.cc, eltwise.cc, memory.cc; oneDNN state in context.cc and
+// buffers.cc; the N-API plumbing (arguments, tensor handles, exports, profile) in napi_*.cc and profile.cc.
 // References: node-addon-api NODE_API_MODULE; src/backend/native/binding.ts (the typed declarations).
 #include "context.h"
 #include "conv_select.h"

@@ -1,19 +1,18 @@
-// native/context.cc: engine, stream, argument parsing, layout conversion, primitive cache, profile, exports.
+// native/context.cc: the oneDNN side of the shared state: engine, stream, descriptors and layout conversion
+// (reorders, viewAs), the primitive cache, and what runs here (describe).
 //
-// What it is: the state shared by every kernel file, and the wrapper that turns C++ exceptions into JS errors
-// naming the kernel. What it is not: any kernel, nor memory ownership (buffers.cc: pool and tensor records).
+// What it is: the oneDNN state shared by every kernel file. What it is not: any kernel, nor memory ownership
+// (buffers.cc: the pool; napi_tensor.cc: tensor handles), nor the N-API plumbing (napi_args.cc, napi_export.cc,
+// profile.cc).
 // References: oneDNN 2.6 dnnl.hpp (engine, stream, reorder::primitive_desc, dnnl_version,
-// get_effective_cpu_isa); node-addon-api napi.h (Function::New with data, Error).
+// get_effective_cpu_isa).
 #include "context.h"
 #include "precision.h"
 #include "winograd.h"
 
 #include <omp.h>
 
-#include <chrono>
-#include <cstdlib>
 #include <cstring>
-#include <map>
 #include <stdexcept>
 
 namespace rn {
@@ -29,50 +28,7 @@ dnnl::stream& stream() {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Arguments and descriptors.
-Dims dimsArg(const Napi::CallbackInfo& info, size_t i, const char* what) {
-  if (!info[i].IsArray()) throw std::invalid_argument(std::string("expected ") + what + " to be an array of sizes");
-  Napi::Array a = info[i].As<Napi::Array>();
-  Dims d(a.Length());
-  for (uint32_t k = 0; k < a.Length(); k++) {
-    Napi::Value e = a.Get(k);
-    const double x = e.IsNumber() ? e.As<Napi::Number>().DoubleValue() : -1;
-    if (!(x >= 0) || x != static_cast<double>(static_cast<int64_t>(x)))
-      throw std::invalid_argument(std::string("expected ") + what + " to hold non-negative integers, received [" +
-                                  e.ToString().Utf8Value() + "] at index " + std::to_string(k));
-    d[k] = static_cast<int64_t>(x);
-  }
-  return d;
-}
-
-Dims pairArg(const Napi::CallbackInfo& info, size_t i, const char* what) {
-  Dims d = dimsArg(info, i, what);
-  if (d.size() != 2) throw std::invalid_argument(std::string("expected ") + what + " to be a pair, received " + dimsStr(d));
-  return d;
-}
-
-double numArg(const Napi::CallbackInfo& info, size_t i, const char* what) {
-  if (!info[i].IsNumber()) throw std::invalid_argument(std::string("expected ") + what + " to be a number");
-  return info[i].As<Napi::Number>().DoubleValue();
-}
-
-bool boolArg(const Napi::CallbackInfo& info, size_t i, const char* what) {
-  if (!info[i].IsBoolean()) throw std::invalid_argument(std::string("expected ") + what + " to be a boolean");
-  return info[i].As<Napi::Boolean>().Value();
-}
-
-int64_t numelOf(const Dims& d) {
-  int64_t n = 1;
-  for (auto x : d) n *= x;
-  return n;
-}
-
-std::string dimsStr(const Dims& d) {
-  std::string s = "[";
-  for (size_t i = 0; i < d.size(); i++) s += (i ? "," : "") + std::to_string(d[i]);
-  return s + "]";
-}
-
+// Descriptors.
 memory::desc plainMd(const Dims& d) {
   if (d.empty()) return plainMd({1});  // a scalar: oneDNN has no rank-0 descriptors
   Dims strides(d.size());
@@ -212,93 +168,6 @@ void execute(const Prim& p, const std::unordered_map<int, memory>& args) {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Profile: wall time and calls per kernel name when RESNET_PROFILE=1 (kernels are synchronous on the CPU
-// engine, so wall time around the call is the kernel's time). Names in parentheses are nested parts.
-namespace {
-struct ProfEntry {
-  int64_t calls = 0, ns = 0;
-};
-bool kProfiling = [] {
-  const char* v = std::getenv("RESNET_PROFILE");
-  return v && std::strcmp(v, "1") == 0;
-}();
-std::map<std::string, ProfEntry>& profTable() {
-  static std::map<std::string, ProfEntry> t;
-  return t;
-}
-int64_t nowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-}  // namespace
-
-bool profiling() { return kProfiling; }
-ProfScope::ProfScope(const char* name) : name_(name), on_(kProfiling && name), t0_(on_ ? nowNs() : 0) {}
-ProfScope::~ProfScope() {
-  if (!on_) return;
-  ProfEntry& e = profTable()[name_];
-  e.calls++;
-  e.ns += nowNs() - t0_;
-}
-
-Napi::Value profile(const Napi::CallbackInfo& info) {
-  Napi::Object o = Napi::Object::New(info.Env());
-  for (const auto& kv : profTable()) {
-    Napi::Object e = Napi::Object::New(info.Env());
-    e.Set("calls", Napi::Number::New(info.Env(), static_cast<double>(kv.second.calls)));
-    e.Set("ms", Napi::Number::New(info.Env(), kv.second.ns / 1e6));
-    o.Set(kv.first, e);
-  }
-  return o;
-}
-
-// setProfiling(on): switches the profile on or off at run time (RESNET_PROFILE=1 sets it at load)
-Napi::Value setProfiling(const Napi::CallbackInfo& info) {
-  kProfiling = boolArg(info, 0, "on");
-  return info.Env().Undefined();
-}
-
-Napi::Value resetProfile(const Napi::CallbackInfo& info) {
-  profTable().clear();
-  return info.Env().Undefined();
-}
-
-// ---------------------------------------------------------------------------------------------------------
-namespace {
-struct Kernel {
-  const char* name;
-  KernelFn fn;
-  bool profiled;
-};
-
-Napi::Value dispatch(const Napi::CallbackInfo& info) {
-  const Kernel* k = static_cast<const Kernel*>(info.Data());
-  std::lock_guard<std::recursive_mutex> lock(addonLock());
-  ProfScope prof(k->profiled ? k->name : nullptr);
-  try {
-    return k->fn(info);
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (const dnnl::error& e) {
-    throw Napi::Error::New(info.Env(), std::string("native ") + k->name + ": oneDNN error: " + e.what());
-  } catch (const std::exception& e) {
-    throw Napi::Error::New(info.Env(), std::string("native ") + k->name + ": " + e.what());
-  }
-}
-}  // namespace
-
-std::recursive_mutex& addonLock() {
-  static std::recursive_mutex m;
-  return m;
-}
-
-void exportKernel(Napi::Env env, Napi::Object exports, const char* name, KernelFn fn, bool profiled) {
-  std::lock_guard<std::recursive_mutex> lock(addonLock());
-  static std::vector<std::unique_ptr<Kernel>> kernels;  // live for the process: functions keep pointers
-  kernels.push_back(std::make_unique<Kernel>(Kernel{name, fn, profiled}));
-  exports.Set(name, Napi::Function::New(env, dispatch, name, kernels.back().get()));
-}
-
 std::string engineSummary() {
   const dnnl_version_t* v = dnnl_version();
   static const char* isas[] = {"all", "sse41", "avx", "avx2", "avx512_mic", "avx512_mic_4ops", "avx512_core",

@@ -1,9 +1,10 @@
 // native/context.h: the shared state of the resnet-ts oneDNN addon and the helpers every op file uses.
 //
-// What it is: the oneDNN CPU engine and stream, a cache of primitives keyed by op/shape/layout strings, a
-// pool of aligned buffers keyed by byte size, the Tensor record behind every native Storage (a buffer plus the
-// oneDNN memory descriptor that says its physical layout), argument parsing, layout conversion (reorders),
-// and the per-kernel profile (RESNET_PROFILE=1).
+// What it is: the oneDNN CPU engine and stream (context.cc), a cache of primitives keyed by op/shape/layout
+// strings (context.cc), a pool of aligned buffers keyed by byte size (buffers.cc), the Tensor record behind
+// every native Storage (a buffer plus the oneDNN memory descriptor that says its physical layout) and its JS
+// handle (napi_tensor.cc), and layout conversion (reorders, context.cc). It includes napi_plumbing.h, the
+// N-API plumbing apart from oneDNN (argument parsing, exports, the profile), so op files include this alone.
 // What it is not: any kernel; those live one family per file (conv.cc, batchnorm.cc, ...).
 // References: oneDNN 2.6 C++ API (dnnl.hpp: engine, stream, memory::desc, reorder, primitive_desc_base);
 // node-addon-api (napi.h: External, CallbackInfo, Error, MemoryManagement).
@@ -12,19 +13,22 @@
 #include <napi.h>
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include "napi_plumbing.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <type_traits>
 #include <unordered_map>
 #include <vector>
 
 namespace rn {
 
 using dnnl::memory;
-using Dims = memory::dims;
+static_assert(std::is_same<Dims, memory::dims>::value, "napi_plumbing.h's Dims must be oneDNN's memory::dims");
 
 dnnl::engine& engine();
 dnnl::stream& stream();
@@ -82,15 +86,9 @@ Tensor& tensorArg(const Napi::CallbackInfo& info, size_t i, const char* what);
 /** Like tensorArg, but null/undefined gives nullptr. */
 Tensor* optTensorArg(const Napi::CallbackInfo& info, size_t i, const char* what);
 void disposeTensor(Napi::Env env, Tensor& t);
+/** Tensors made by newTensor and not yet released (memoryStats). */
+size_t liveTensorCount();
 
-Dims dimsArg(const Napi::CallbackInfo& info, size_t i, const char* what);
-/** A pair [a, b] of non-negative integers (strides, paddings, kernel sizes). */
-Dims pairArg(const Napi::CallbackInfo& info, size_t i, const char* what);
-double numArg(const Napi::CallbackInfo& info, size_t i, const char* what);
-bool boolArg(const Napi::CallbackInfo& info, size_t i, const char* what);
-
-int64_t numelOf(const Dims& d);
-std::string dimsStr(const Dims& d);
 /** Plain row-major f32 descriptor (nchw for 4-D, nc for 2-D, ...). */
 memory::desc plainMd(const Dims& d);
 bool isPlain(const memory::desc& md);
@@ -124,37 +122,10 @@ std::shared_ptr<Prim> cachedPrim(const std::string& key, const std::function<Pri
 size_t primCacheSize();
 void execute(const Prim& p, const std::unordered_map<int, memory>& args);
 
-// ---- profile (RESNET_PROFILE=1) ----
-bool profiling();
-/** Adds the wall time of its lifetime to `name`'s entry while profiling (nothing when name is null). */
-class ProfScope {
- public:
-  explicit ProfScope(const char* name);
-  ~ProfScope();
- private:
-  const char* name_;
-  bool on_;
-  int64_t t0_;
-};
-
-/**
- * The addon's state (pool, caches, profile) is process-wide while JS may run in several worker threads:
- * every entry point holds this lock, so calls from different threads run one at a time.
- */
-std::recursive_mutex& addonLock();
-
-// ---- exports ----
-using KernelFn = Napi::Value (*)(const Napi::CallbackInfo&);
-/** Exports `fn` as `name`, with errors that name the kernel and (if `profiled`) in the profile. */
-void exportKernel(Napi::Env env, Napi::Object exports, const char* name, KernelFn fn, bool profiled = true);
-
 /** "oneDNN 2.6.3, CPU engine, ISA avx512_core_bf16, 2 OpenMP threads": what runs oneDNN's kernels here. */
 std::string engineSummary();
 Napi::Value describe(const Napi::CallbackInfo& info);
 Napi::Value memoryStats(const Napi::CallbackInfo& info);
 Napi::Value trimMemory(const Napi::CallbackInfo& info);
-Napi::Value profile(const Napi::CallbackInfo& info);
-Napi::Value resetProfile(const Napi::CallbackInfo& info);
-Napi::Value setProfiling(const Napi::CallbackInfo& info);
 
 }  // namespace rn

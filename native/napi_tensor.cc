@@ -1,0 +1,68 @@
+// native/napi_tensor.cc: the JS handle of a tensor: a type-tagged N-API External that owns a Tensor record and
+// its pool buffer until dispose (or garbage collection).
+//
+// What it is: newTensor, tensorArg / optTensorArg (which refuse anything but a live handle of ours) and
+// disposeTensor. What it is not: the buffer pool (buffers.cc) or layouts (context.cc); the record itself is
+// declared in context.h because it carries a oneDNN memory descriptor.
+// References: node-addon-api napi.h (External + TypeTag, MemoryManagement::AdjustExternalMemory).
+#include "context.h"
+
+#include <stdexcept>
+
+namespace rn {
+
+// Its buffer goes back to the pool on dispose or, if the caller forgot, when the External is collected. V8 is
+// told about the bytes so that forgotten tensors still create GC pressure.
+namespace {
+const napi_type_tag kTensorTag = {0x7265736e65742d74ULL, 0x732d74656e736f72ULL};
+size_t liveTensors = 0;
+
+void releaseBuffer(Napi::Env env, Tensor& t) {
+  if (!t.ptr) return;
+  if (t.view) poolRelease(t.view, t.viewBytes);
+  t.view = nullptr;
+  poolRelease(t.ptr, t.bytes);
+  Napi::MemoryManagement::AdjustExternalMemory(env, -static_cast<int64_t>(t.bytes));
+  liveTensors--;
+  t.ptr = nullptr;
+}
+}  // namespace
+
+size_t liveTensorCount() { return liveTensors; }
+
+Napi::Value newTensor(Napi::Env env, const memory::desc& md, Tensor** out) {
+  auto* t = new Tensor();
+  t->md = md;
+  t->bytes = md.get_size();
+  t->ptr = poolAlloc(t->bytes);
+  liveTensors++;
+  Napi::MemoryManagement::AdjustExternalMemory(env, static_cast<int64_t>(t->bytes));
+  auto ext = Napi::External<Tensor>::New(env, t, [](Napi::Env e, Tensor* p) {
+    std::lock_guard<std::recursive_mutex> lock(addonLock());
+    releaseBuffer(e, *p);
+    delete p;
+  });
+  ext.TypeTag(&kTensorTag);
+  if (out) *out = t;
+  return ext;
+}
+
+Tensor* optTensorArg(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  Napi::Value v = info[i];
+  if (v.IsNull() || v.IsUndefined()) return nullptr;
+  if (!v.IsExternal() || !v.As<Napi::External<Tensor>>().CheckTypeTag(&kTensorTag))
+    throw std::invalid_argument(std::string("expected ") + what + " to be a native storage handle");
+  Tensor* t = v.As<Napi::External<Tensor>>().Data();
+  if (!t->ptr) throw std::invalid_argument(std::string(what) + " was used after dispose");
+  return t;
+}
+
+Tensor& tensorArg(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  Tensor* t = optTensorArg(info, i, what);
+  if (!t) throw std::invalid_argument(std::string("expected ") + what + " to be a native storage, received null");
+  return *t;
+}
+
+void disposeTensor(Napi::Env env, Tensor& t) { releaseBuffer(env, t); }
+
+}  // namespace rn
