@@ -1,7 +1,9 @@
 /**
  * The public API of resnet-ts. The CLI (src/cli) and the server (src/serve) are thin layers over these exports.
  */
-export { useBackend, getBackend, backendByName, withBackend, nativeUnavailableReason } from './backend';
+export {
+  useBackend, getBackend, backendByName, withBackend, nativeUnavailableReason, registerBackend, registeredBackends,
+} from './backend';
 export type { Backend, BackendName } from './backend';
 export * from './tensor';
 export * from './nn';
