@@ -2,7 +2,9 @@
  * The training loop of `resnet train`, in one readable file: the seed's loop (forward, cross-entropy, backward, SGD
  * step; test loss and accuracy after each epoch; a checkpoint per epoch; the best accuracy in best_acc.txt) plus what
  * a run of hours or days needs: exact resume, TensorBoard and metrics.jsonl logs, SIGINT/SIGTERM handling, NaN
- * detection, and a lock on the run folder.
+ * detection, and a lock on the run folder. Read top to bottom: train (lock, signals), run (set-up, resume, the
+ * epoch loop), trainEpoch (the steps), endEpoch (evaluation, logs, checkpoint). The step itself is step.ts; the
+ * logs are behind run-log.ts.
  *
  * Determinism: initial weights come from `seed`, the data order and augmentation of epoch e from (seed, e), and the
  * learning rate from the global step, so a run interrupted at any step and resumed continues bit for bit.
@@ -29,14 +31,13 @@ import {
 import { DEFAULT_KEEP_LAST, configDifferences, validateConfig, type TrainConfig } from './config';
 import { argmaxRow, evaluate, type EvalResult } from './evaluate';
 import { acquireRunLock } from '../run/lock';
-import { MetricsLog } from '../run/metrics';
 import { Progress } from './progress';
 import { claimForNewRun, removeEmptyFolders, repairOnResume, resumesOut } from '../run/run-folder';
 import { saveRunInfo } from '../run/run-info';
 import { learningRate } from './schedule';
+import { RunLog } from './run-log';
 import { trainStep } from './step';
 import { installStopSignals, throughPollPhase, type StopSignals } from './signals';
-import { EventWriter } from '../run/tensorboard';
 
 export interface TrainOptions {
   config: TrainConfig;
@@ -121,9 +122,46 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   }
 }
 
+/** Everything a run holds while it trains: set up once by setUp, then read and advanced by the epoch loop. */
+interface Session {
+  opts: TrainOptions; cfg: TrainConfig; log: (l: string) => void; warn: (m: string) => void; stop: StopSignals | null;
+  precision: Precision; data: CifarData; spec: ModelSpec; numClasses: number;
+  trainLoader: Loader; testLoader: Loader; valLoader: Loader | null;
+  model: ResNet; opt: SGD; totalSteps: number; keepLast: number | undefined;
+  state: RunState; history: TrainResult['history'];
+  /** the clock (ms) and the current epoch's start on it */
+  now: () => number; epochStart: number;
+}
+
 async function run(
   opts: TrainOptions, cfg: TrainConfig, log: (l: string) => void, warn: (m: string) => void, stop: StopSignals | null,
 ): Promise<TrainResult> {
+  const s = await setUp(opts, cfg, log, warn, stop);
+  if (opts.weights) await initFromWeights(s.model, opts.weights, log);
+  if (opts.resume) await resumeRun(s);
+  const { state } = s;
+  if (state.epoch >= cfg.epochs) {
+    // nothing to train: no resume record, no event file, and no "epochs 5..4"
+    await release(s);
+    const best = state.bestAcc >= 0 ? `best accuracy ${(100 * state.bestAcc).toFixed(2)}%` : 'no best accuracy';
+    log(`${opts.out} is already finished: ${state.epoch} epochs trained (--epochs ${cfg.epochs}), ${best}; nothing to do ` +
+      `(to train longer, resume with --epochs above ${state.epoch})`);
+    return { status: 'completed', exitCode: 0, epochsDone: state.epoch, step: state.step, bestAcc: state.bestAcc, history: s.history };
+  }
+  const runLog = RunLog.open(opts.out, { resume: opts.resume ? { epoch: state.epoch, step: state.step + 1 } : undefined, onWarning: warn, log });
+  writeRunInfo(opts, cfg, s.data, s.precision, s.spec);
+  runLog.say(`training ${cfg.recipe} recipe on ${opts.backend.name} in ${s.precision}: ${s.trainLoader.size} train / ` +
+    `${s.testLoader.size} test images, ${s.numClasses} classes, ${s.trainLoader.numBatches} steps per epoch, ` +
+    `epochs ${state.epoch + 1}..${cfg.epochs}; run folder ${opts.out}`);
+  const status = await trainEpochs(s, runLog);
+  const exitCode = status === 'completed' ? 0 : status === 'diverged' ? 3 : (stop?.exitCode() ?? 130);
+  return { status, exitCode, epochsDone: state.epoch, step: state.step, bestAcc: state.bestAcc, history: s.history };
+}
+
+/** The data, loaders, model and optimizer of a run, before any weights or checkpoint are loaded into them. */
+async function setUp(
+  opts: TrainOptions, cfg: TrainConfig, log: (l: string) => void, warn: (m: string) => void, stop: StopSignals | null,
+): Promise<Session> {
   // first, so that a CPU without bf16 is told before the data is decoded; older configs have no precision: fp32
   const precision = applyPrecision(cfg.precision ?? 'fp32', opts.backend);
   const data = await openDataset(opts.data, { onBadImage: opts.onBadImage ?? 'skip', strictSize: opts.strictSize, log: (m) => log(m) });
@@ -133,8 +171,8 @@ async function run(
     batchSize: cfg.batchSize, shuffle: true, seed: cfg.seed, dropLast: false, limit: cfg.limit, worker: opts.worker ?? true,
     augment: { crop: cfg.crop, flip: cfg.flip, cutout: cfg.cutout },
   });
-  const evalLoader = (s: Split) => new Loader(s, {
-    batchSize: 256, shuffle: false, seed: cfg.seed, dropLast: false, limit: s === data.test ? cfg.testLimit : undefined,
+  const evalLoader = (sp: Split) => new Loader(sp, {
+    batchSize: 256, shuffle: false, seed: cfg.seed, dropLast: false, limit: sp === data.test ? cfg.testLimit : undefined,
     augment: { crop: false, flip: false },
   });
   const testLoader = evalLoader(data.test);
@@ -145,150 +183,153 @@ async function run(
   const opt = new SGD(model.namedParameters(), {
     lr: cfg.lr, momentum: cfg.momentum, weightDecay: cfg.weightDecay, nesterov: cfg.nesterov,
   });
-  const totalSteps = cfg.epochs * trainLoader.numBatches;
-  const keepLast = opts.keepLast === 0 ? undefined : (opts.keepLast ?? DEFAULT_KEEP_LAST);
-  const state: RunState = { epoch: 0, step: 0, bestAcc: -1, batchInEpoch: 0, epochSeconds: 0, acc: { lossSum: 0, correct: 0, seen: 0, batches: 0 } };
-  const history: TrainResult['history'] = [];
-
-  const release = async (): Promise<void> => {
-    await trainLoader.close();
-    await testLoader.close();
-    await valLoader?.close();
-    opt.dispose();
-    model.dispose();
-  };
-  if (opts.weights) await initFromWeights(model, opts.weights, log);
-  if (opts.resume) {
-    const loaded = await resumeFrom(opts, model, opt, data, cfg, state, history, log, warn);
-    if (loaded && resumesOut(opts.out, opts.resume)) repairOnResume(opts.out, loaded, { epochsDone: state.epoch, bestAcc: state.bestAcc, history }, warn);
-    const before = loaded?.checkpoint.env?.precision ?? 'fp32'; // checkpoints before --precision were fp32
-    if (loaded && before !== precision) warn(`the run so far trained in ${before}; it continues in ${precision}`);
-  }
-  if (state.epoch >= cfg.epochs) {
-    // nothing to train: no resume record, no event file, and no "epochs 5..4"
-    await release();
-    const best = state.bestAcc >= 0 ? `best accuracy ${(100 * state.bestAcc).toFixed(2)}%` : 'no best accuracy';
-    log(`${opts.out} is already finished: ${state.epoch} epochs trained (--epochs ${cfg.epochs}), ${best}; nothing to do ` +
-      `(to train longer, resume with --epochs above ${state.epoch})`);
-    return { status: 'completed', exitCode: 0, epochsDone: state.epoch, step: state.step, bestAcc: state.bestAcc, history };
-  }
-
-  // The resume markers name the first step this process writes: TensorBoard drops earlier events with step >= the
-  // START step, a metrics reader earlier records with step >= the resume record's (docs/training-files.md). Records at
-  // the checkpoint's own step (its last train_loss, its epoch's test scalars) stay: nothing rewrites them.
-  const resumeStep = state.step + 1;
-  const events = EventWriter.create(opts.out, { purgeStep: opts.resume ? resumeStep : undefined, onWarning: warn });
-  const metrics = MetricsLog.open(opts.out, { onWarning: warn });
-  if (opts.resume) metrics.logResume(state.epoch, resumeStep);
-  writeRunInfo(opts, cfg, data, precision, spec);
-  log(`training ${cfg.recipe} recipe on ${opts.backend.name} in ${precision}: ${trainLoader.size} train / ${testLoader.size} test images, ` +
-    `${numClasses} classes, ${trainLoader.numBatches} steps per epoch, epochs ${state.epoch + 1}..${cfg.epochs}; run folder ${opts.out}`);
-
   const now = opts.clock ?? (() => performance.now());
-  let epochStart = now();
-  const epochElapsed = (): number => state.epochSeconds + (now() - epochStart) / 1000;
-  const makeCheckpoint = (complete: boolean, metricsNow?: Record<string, number>): Checkpoint => ({
-    model: model.stateDict(),
+  return {
+    opts, cfg, log, warn, stop, precision, data, spec, numClasses, trainLoader, testLoader, valLoader, model, opt,
+    totalSteps: cfg.epochs * trainLoader.numBatches,
+    keepLast: opts.keepLast === 0 ? undefined : (opts.keepLast ?? DEFAULT_KEEP_LAST),
+    state: { epoch: 0, step: 0, bestAcc: -1, batchInEpoch: 0, epochSeconds: 0, acc: { lossSum: 0, correct: 0, seen: 0, batches: 0 } },
+    history: [], now, epochStart: now(),
+  };
+}
+
+async function release(s: Session): Promise<void> {
+  await s.trainLoader.close();
+  await s.testLoader.close();
+  await s.valLoader?.close();
+  s.opt.dispose();
+  s.model.dispose();
+}
+
+/** Loads the checkpoint to resume from, repairs the run folder around it and says when the precision changes. */
+async function resumeRun(s: Session): Promise<void> {
+  const loaded = await resumeFrom(s);
+  const { opts, state } = s;
+  if (loaded && resumesOut(opts.out, opts.resume)) {
+    repairOnResume(opts.out, loaded, { epochsDone: state.epoch, bestAcc: state.bestAcc, history: s.history }, s.warn);
+  }
+  const before = loaded?.checkpoint.env?.precision ?? 'fp32'; // checkpoints before --precision were fp32
+  if (loaded && before !== s.precision) s.warn(`the run so far trained in ${before}; it continues in ${s.precision}`);
+}
+
+/** The epoch loop, from the state's epoch to the last; ends completed, interrupted (checkpoint saved) or diverged. */
+async function trainEpochs(s: Session, runLog: RunLog): Promise<TrainStatus> {
+  const { cfg, opts, state, stop } = s;
+  try {
+    for (let e = state.epoch; e < cfg.epochs; e++) {
+      const epochNo = e + 1;
+      s.epochStart = s.now();
+      await trainEpoch(s, runLog, epochNo);
+      // A finite loss does not prove finite weights (a huge lr overflows the update; a BatchNorm running variance
+      // can overflow while the train-mode forward still looks fine): check before anything is evaluated or saved.
+      assertFiniteState(s.model, s.opt, epochNo, state.step, opts.out);
+      if (stop?.stopRequested() && state.batchInEpoch < s.trainLoader.numBatches) {
+        const file = await saveCheckpoint(opts.out, checkpointOf(s, false), { keepLast: s.keepLast });
+        runLog.say(`interrupted: saved ${file} (epoch ${epochNo}, ${state.batchInEpoch}/${s.trainLoader.numBatches} steps); ` +
+          `resume with --resume ${opts.out}`);
+        return 'interrupted';
+      }
+      await endEpoch(s, runLog, epochNo);
+      if (stop?.stopRequested()) {
+        runLog.say(`interrupted after epoch ${epochNo}: checkpoint saved; resume with --resume ${opts.out}`);
+        return 'interrupted';
+      }
+    }
+    return 'completed';
+  } catch (err) {
+    if (!(err instanceof DivergedError)) throw err;
+    process.stderr.write(`error: ${err.message}\n`);
+    runLog.diverged(state.step);
+    return 'diverged';
+  } finally {
+    runLog.close();
+    await release(s);
+  }
+}
+
+/** The training steps of one epoch (those not done before, when resumed mid-epoch), until its end or a stop signal. */
+async function trainEpoch(s: Session, runLog: RunLog, epochNo: number): Promise<void> {
+  const { cfg, opts, state, model, opt } = s;
+  const progress = new Progress(`epoch ${epochNo}/${cfg.epochs}`, s.trainLoader.numBatches, state.batchInEpoch);
+  model.train();
+  let b = 0;
+  for await (const batch of s.trainLoader.batches(epochNo)) {
+    if (b++ < state.batchInEpoch) continue; // resumed mid-epoch: these steps were done before the interruption
+    opts.transformBatch?.(batch, state.step);
+    assertFiniteInput(batch, epochNo, state.step, opts.out);
+    opt.lr = learningRate(cfg.schedule, cfg.lr, state.step, s.totalSteps, cfg.warmupFraction);
+    const r = stepOnBatch(model, opt, batch, cfg.labelSmoothing);
+    if (!Number.isFinite(r.loss)) {
+      throw new DivergedError(`training diverged at epoch ${epochNo}, step ${state.step + 1}: the loss is ${r.loss}; ` +
+        `no update was applied and the last good checkpoint in ${path.join(opts.out, 'checkpoints')} is kept`);
+    }
+    state.step++;
+    state.batchInEpoch++;
+    state.acc.lossSum += r.loss * batch.n;
+    state.acc.correct += r.correct;
+    state.acc.seen += batch.n;
+    state.acc.batches++;
+    runLog.step(state.step, r.loss, opt.lr, epochNo);
+    progress.tick(r.loss, batch.n);
+    if (state.batchInEpoch % 100 === 0) {
+      progress.line(`[epoch:${epochNo}, iter:${state.step}] Loss: ${(state.acc.lossSum / state.acc.seen).toFixed(3)} | Acc: ${(100 * state.acc.correct / state.acc.seen).toFixed(3)}% | lr ${opt.lr.toPrecision(3)}`);
+    }
+    // Let the event loop reach its poll phase: signal events are read there, and a loader whose next batch is
+    // always ready would otherwise keep the loop in microtasks for a whole epoch.
+    await throughPollPhase();
+    if (s.stop?.stopRequested()) break;
+  }
+  progress.done();
+}
+
+/** A finished epoch: evaluation, the logs, the checkpoint (and the best model's files when it is the best so far). */
+async function endEpoch(s: Session, runLog: RunLog, epochNo: number): Promise<void> {
+  const { state, model, opt } = s;
+  const trainLoss = state.acc.lossSum / state.acc.seen;
+  const trainAcc = state.acc.correct / state.acc.seen;
+  const test = await evaluate(model, s.testLoader, s.numClasses);
+  const valRes = s.valLoader ? await evaluate(model, s.valLoader, s.numClasses) : null;
+  const seconds = epochElapsed(s);
+  const record = { train_loss: trainLoss, train_acc: trainAcc, test_loss: test.loss, test_acc: test.acc, lr: opt.lr, seconds,
+    ...(valRes ? { val_loss: valRes.loss, val_acc: valRes.acc } : {}) };
+  s.history.push({ epoch: epochNo, train_loss: trainLoss, train_acc: trainAcc, test_loss: test.loss, test_acc: test.acc, lr: opt.lr, seconds });
+  runLog.epoch(epochNo, state.step, record);
+  state.epoch = epochNo;
+  state.batchInEpoch = 0;
+  state.epochSeconds = 0;
+  state.acc = { lossSum: 0, correct: 0, seen: 0, batches: 0 };
+  const selectAcc = valRes ? valRes.acc : test.acc;
+  const isBest = Number.isFinite(selectAcc) && selectAcc > state.bestAcc && isFiniteStateDict(model.stateDict());
+  if (isBest) state.bestAcc = selectAcc;
+  await saveCheckpoint(s.opts.out, checkpointOf(s, true, record), { keepLast: s.keepLast, best: isBest });
+  if (isBest) writeBestAccuracy(s.opts.out, epochNo, selectAcc, { test_acc: test.acc, test_loss: test.loss, step: state.step });
+  runLog.endEpoch(epochSummary(epochNo, s.cfg.epochs, record, test, valRes, isBest));
+}
+
+/** Wall time of the current epoch so far, earlier processes' part of it included (a mid-epoch resume). */
+function epochElapsed(s: Session): number {
+  return s.state.epochSeconds + (s.now() - s.epochStart) / 1000;
+}
+
+/** The checkpoint of the run as it stands: after a whole epoch (complete) or mid-epoch, when interrupted. */
+function checkpointOf(s: Session, complete: boolean, metricsNow?: Record<string, number>): Checkpoint {
+  const { cfg, state, opt } = s;
+  return {
+    model: s.model.stateDict(),
     optimizer: { name: 'sgd', hyper: { lr: opt.lr, momentum: cfg.momentum, weightDecay: cfg.weightDecay, nesterov: cfg.nesterov }, buffers: opt.stateDict() },
     epoch: complete ? state.epoch : state.epoch + 1,
     step: state.step,
     config: { ...cfg },
-    spec: { ...spec },
-    datasetFingerprint: data.fingerprint,
+    spec: { ...s.spec },
+    datasetFingerprint: s.data.fingerprint,
     metrics: metricsNow,
     rng: { seed: cfg.seed, scheme: 'hash(seed, epoch, index)' },
     trainer: {
-      complete, batchInEpoch: complete ? 0 : state.batchInEpoch, bestAcc: state.bestAcc, acc: { ...state.acc }, history,
-      epochSeconds: complete ? 0 : epochElapsed(),
+      complete, batchInEpoch: complete ? 0 : state.batchInEpoch, bestAcc: state.bestAcc, acc: { ...state.acc }, history: s.history,
+      epochSeconds: complete ? 0 : epochElapsed(s),
     } satisfies TrainerSnapshot,
-    env: { node: process.version, backend: opts.backend.describe(), precision, platform: `${process.platform}-${process.arch}` },
-  });
-
-  let status: TrainStatus = 'completed';
-  try {
-    for (let e = state.epoch; e < cfg.epochs; e++) {
-      const epochNo = e + 1;
-      epochStart = now();
-      const progress = new Progress(`epoch ${epochNo}/${cfg.epochs}`, trainLoader.numBatches, state.batchInEpoch);
-      model.train();
-      let b = 0;
-      for await (const batch of trainLoader.batches(epochNo)) {
-        if (b++ < state.batchInEpoch) continue; // resumed mid-epoch: these steps were done before the interruption
-        opts.transformBatch?.(batch, state.step);
-        assertFiniteInput(batch, epochNo, state.step, opts.out);
-        opt.lr = learningRate(cfg.schedule, cfg.lr, state.step, totalSteps, cfg.warmupFraction);
-        const r = stepOnBatch(model, opt, batch, cfg.labelSmoothing);
-        if (!Number.isFinite(r.loss)) {
-          throw new DivergedError(`training diverged at epoch ${epochNo}, step ${state.step + 1}: the loss is ${r.loss}; ` +
-            `no update was applied and the last good checkpoint in ${path.join(opts.out, 'checkpoints')} is kept`);
-        }
-        state.step++;
-        state.batchInEpoch++;
-        state.acc.lossSum += r.loss * batch.n;
-        state.acc.correct += r.correct;
-        state.acc.seen += batch.n;
-        state.acc.batches++;
-        events.addScalar('train_loss', r.loss, state.step);
-        metrics.logStep(state.step, { loss: r.loss, lr: opt.lr }, epochNo);
-        progress.tick(r.loss, batch.n);
-        if (state.batchInEpoch % 100 === 0) {
-          progress.line(`[epoch:${epochNo}, iter:${state.step}] Loss: ${(state.acc.lossSum / state.acc.seen).toFixed(3)} | Acc: ${(100 * state.acc.correct / state.acc.seen).toFixed(3)}% | lr ${opt.lr.toPrecision(3)}`);
-        }
-        // Let the event loop reach its poll phase: signal events are read there, and a loader whose next batch is
-        // always ready would otherwise keep the loop in microtasks for a whole epoch.
-        await throughPollPhase();
-        if (stop?.stopRequested()) break;
-      }
-      progress.done();
-      // A finite loss does not prove finite weights (a huge lr overflows the update; a BatchNorm running variance
-      // can overflow while the train-mode forward still looks fine): check before anything is evaluated or saved.
-      assertFiniteState(model, opt, epochNo, state.step, opts.out);
-      if (stop?.stopRequested() && state.batchInEpoch < trainLoader.numBatches) {
-        const file = await saveCheckpoint(opts.out, makeCheckpoint(false), { keepLast });
-        log(`interrupted: saved ${file} (epoch ${epochNo}, ${state.batchInEpoch}/${trainLoader.numBatches} steps); resume with --resume ${opts.out}`);
-        status = 'interrupted';
-        break;
-      }
-      const trainLoss = state.acc.lossSum / state.acc.seen;
-      const trainAcc = state.acc.correct / state.acc.seen;
-      const test = await evaluate(model, testLoader, numClasses);
-      const valRes = valLoader ? await evaluate(model, valLoader, numClasses) : null;
-      const seconds = epochElapsed();
-      const record = { train_loss: trainLoss, train_acc: trainAcc, test_loss: test.loss, test_acc: test.acc, lr: opt.lr, seconds,
-        ...(valRes ? { val_loss: valRes.loss, val_acc: valRes.acc } : {}) };
-      history.push({ epoch: epochNo, train_loss: trainLoss, train_acc: trainAcc, test_loss: test.loss, test_acc: test.acc, lr: opt.lr, seconds });
-      // the epoch's mean training loss gets its own tag: `train_loss` is the per-step curve
-      for (const [k, v] of Object.entries(record)) if (k !== 'seconds') events.addScalar(k === 'train_loss' ? 'train_loss_epoch' : k, v, state.step);
-      metrics.logEpoch(epochNo, state.step, record);
-      state.epoch = epochNo;
-      state.batchInEpoch = 0;
-      state.epochSeconds = 0;
-      state.acc = { lossSum: 0, correct: 0, seen: 0, batches: 0 };
-      const selectAcc = valRes ? valRes.acc : test.acc;
-      const isBest = Number.isFinite(selectAcc) && selectAcc > state.bestAcc && isFiniteStateDict(model.stateDict());
-      if (isBest) state.bestAcc = selectAcc;
-      await saveCheckpoint(opts.out, makeCheckpoint(true, record), { keepLast, best: isBest });
-      if (isBest) writeBestAccuracy(opts.out, epochNo, selectAcc, { test_acc: test.acc, test_loss: test.loss, step: state.step });
-      events.flush();
-      log(epochSummary(epochNo, cfg.epochs, record, test, valRes, isBest));
-      if (stop?.stopRequested()) {
-        status = 'interrupted';
-        log(`interrupted after epoch ${epochNo}: checkpoint saved; resume with --resume ${opts.out}`);
-        break;
-      }
-    }
-  } catch (err) {
-    if (!(err instanceof DivergedError)) throw err;
-    status = 'diverged';
-    process.stderr.write(`error: ${err.message}\n`);
-    events.addScalar('diverged', 1, state.step);
-  } finally {
-    events.close();
-    metrics.close();
-    await release();
-  }
-  const exitCode = status === 'completed' ? 0 : status === 'diverged' ? 3 : (stop?.exitCode() ?? 130);
-  return { status, exitCode, epochsDone: state.epoch, step: state.step, bestAcc: state.bestAcc, history };
+    env: { node: process.version, backend: s.opts.backend.describe(), precision: s.precision, platform: `${process.platform}-${process.arch}` },
+  };
 }
 
 /**
@@ -343,11 +384,8 @@ async function initFromWeights(model: ResNet, weights: string, log: (l: string) 
   log(`initial weights from ${w.path} (${w.format})${w.notes.length ? `: ${w.notes.join('; ')}` : ''}`);
 }
 
-async function resumeFrom(
-  opts: TrainOptions, model: ResNet, opt: SGD, data: CifarData, cfg: TrainConfig,
-  state: RunState,
-  history: TrainResult['history'], log: (l: string) => void, warn: (m: string) => void,
-): Promise<LoadedCheckpoint | null> {
+async function resumeFrom(session: Session): Promise<LoadedCheckpoint | null> {
+  const { opts, model, opt, data, cfg, state, history, log, warn } = session;
   const dir = typeof opts.resume === 'string' ? opts.resume : opts.out;
   let loaded;
   try {
