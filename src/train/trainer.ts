@@ -4,7 +4,7 @@
  * a run of hours or days needs: exact resume, TensorBoard and metrics.jsonl logs, SIGINT/SIGTERM handling, NaN
  * detection, and a lock on the run folder. Read top to bottom: train (lock, signals), run (set-up, resume, the
  * epoch loop), trainEpoch (the steps), endEpoch (evaluation, logs, checkpoint). The step itself is step.ts; the
- * logs are behind run-log.ts.
+ * logs are behind run-log.ts; the NaN/Inf checks that end a run as diverged are divergence.ts.
  *
  * Determinism: initial weights come from `seed`, the data order and augmentation of epoch e from (seed, e), and the
  * learning rate from the global step, so a run interrupted at any step and resumed continues bit for bit.
@@ -12,7 +12,6 @@
  * the state after `batchInEpoch` of its batches (`complete: false`), replaced once the epoch finishes.
  */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import type { Backend, Precision } from '../backend/backend';
 import { applyPrecision } from '../backend/precision';
 import { Loader, type Batch } from '../data/loader';
@@ -25,9 +24,10 @@ import { describeLoad } from '../nn/module';
 import { SGD } from '../nn/optim';
 import { Tensor } from '../tensor';
 import {
-  NoCheckpointError, firstNonFinite, isFiniteStateDict, loadLatestCheckpoint, saveCheckpoint, writeBestAccuracy, type Checkpoint,
+  NoCheckpointError, isFiniteStateDict, loadLatestCheckpoint, saveCheckpoint, writeBestAccuracy, type Checkpoint,
   type LoadedCheckpoint,
 } from '../run/checkpoint';
+import { DivergedError, assertFiniteInput, assertFiniteLoss, assertFiniteState } from './divergence';
 import { DEFAULT_KEEP_LAST, configDifferences, validateConfig, type TrainConfig } from './config';
 import { argmaxRow, evaluate, type EvalResult } from './evaluate';
 import { acquireRunLock } from '../run/lock';
@@ -79,7 +79,7 @@ export interface TrainResult {
   history: { epoch: number; train_loss: number; train_acc: number; test_loss: number; test_acc: number; lr: number; seconds: number }[];
 }
 
-export class DivergedError extends Error {}
+export { DivergedError };
 
 interface EpochAccumulator { lossSum: number; correct: number; seen: number; batches: number }
 
@@ -259,10 +259,7 @@ async function trainEpoch(s: Session, runLog: RunLog, epochNo: number): Promise<
     assertFiniteInput(batch, epochNo, state.step, opts.out);
     opt.lr = learningRate(cfg.schedule, cfg.lr, state.step, s.totalSteps, cfg.warmupFraction);
     const r = stepOnBatch(model, opt, batch, cfg.labelSmoothing);
-    if (!Number.isFinite(r.loss)) {
-      throw new DivergedError(`training diverged at epoch ${epochNo}, step ${state.step + 1}: the loss is ${r.loss}; ` +
-        `no update was applied and the last good checkpoint in ${path.join(opts.out, 'checkpoints')} is kept`);
-    }
+    assertFiniteLoss(r.loss, epochNo, state.step, opts.out);
     state.step++;
     state.batchInEpoch++;
     state.acc.lossSum += r.loss * batch.n;
@@ -330,28 +327,6 @@ function checkpointOf(s: Session, complete: boolean, metricsNow?: Record<string,
     } satisfies TrainerSnapshot,
     env: { node: process.version, backend: s.opts.backend.describe(), precision: s.precision, platform: `${process.platform}-${process.arch}` },
   };
-}
-
-/**
- * A NaN or Inf pixel is refused before the forward pass: a ReLU may turn NaN into 0 (the reference
- * backend's does), so the loss would look finite while the update poisons the weights.
- */
-function assertFiniteInput(batch: Batch, epochNo: number, step: number, out: string): void {
-  let i = 0;
-  while (i < batch.x.length && Number.isFinite(batch.x[i])) i++;
-  if (i === batch.x.length) return;
-  const sample = batch.indices[Math.floor(i / (batch.x.length / batch.n))];
-  throw new DivergedError(`training diverged at epoch ${epochNo}, step ${step + 1}: the input of training image ${sample} holds ` +
-    `${batch.x[i]}; no update was applied and the last good checkpoint in ${path.join(out, 'checkpoints')} is kept`);
-}
-
-/** Throws DivergedError naming the first model or optimizer tensor that holds NaN or Inf. */
-function assertFiniteState(model: ResNet, opt: SGD, epochNo: number, step: number, out: string): void {
-  const badModel = firstNonFinite(model.stateDict());
-  const bad = badModel !== null ? badModel : firstNonFinite(opt.stateDict());
-  if (bad === null) return;
-  throw new DivergedError(`training diverged in epoch ${epochNo} (after step ${step}): ${badModel !== null ? '' : 'the momentum of '}` +
-    `${bad} holds NaN or Inf; the last good checkpoint in ${path.join(out, 'checkpoints')} is kept`);
 }
 
 /** One SGD step on a batch (step.ts); returns the batch's mean loss and number of correct predictions. */
