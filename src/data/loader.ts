@@ -9,8 +9,7 @@
  * Not here: decoding (dataset.ts), augmentation maths (augment.ts).
  * Reference: torch.utils.data.DataLoader (batch_size, shuffle, drop_last semantics).
  */
-import { Worker } from 'node:worker_threads';
-import { join } from 'node:path';
+import { WorkerRequests, startScriptWorker } from '../util/worker';
 import { AugmentOptions, buildBatchX } from './augment';
 import { epochPermutation, limitIndices } from './split';
 import type { Split } from './types';
@@ -41,58 +40,22 @@ export interface Batch {
   n: number;
 }
 
-/** The compiled worker file; from TypeScript sources (tests under tsx), the .ts file through tsx's hook. */
-function startWorker(init: WorkerInit): Worker {
-  if (!__filename.endsWith('.ts')) return new Worker(join(__dirname, 'loader-worker.js'), { workerData: init });
-  // On Node 20 a worker thread does not inherit tsx's loader hooks, so it registers tsx's CommonJS hook first.
-  const hook = require.resolve('tsx/cjs');
-  const code = `require(${JSON.stringify(hook)}); require(${JSON.stringify(join(__dirname, 'loader-worker.ts'))});`;
-  return new Worker(code, { eval: true, workerData: init });
-}
-
-/** The worker thread and its pending requests. */
+/** The worker thread (loader-worker.ts) and its pending requests. */
 class BatchWorker {
-  private readonly worker: Worker;
-  private readonly pending = new Map<number, { resolve: (x: Float32Array) => void; reject: (e: Error) => void }>();
-  private nextId = 0;
-  /** set once the thread has failed or ended: later requests fail at once instead of waiting forever */
-  private dead: Error | null = null;
+  private readonly requests: WorkerRequests<WorkerReply>;
 
   constructor(init: WorkerInit) {
-    this.worker = startWorker(init);
-    this.worker.unref(); // only pending requests keep the process alive
-    this.worker.on('message', (m: WorkerReply) => this.settle(m));
-    this.worker.on('error', (e: unknown) => this.failAll((this.dead = new Error(`loader worker failed: ${e instanceof Error ? e.message : String(e)}`))));
-    this.worker.on('exit', (code) => this.failAll((this.dead ??= new Error(`loader worker exited with code ${code}`))));
+    this.requests = new WorkerRequests(startScriptWorker(__dirname, 'loader-worker', __filename.endsWith('.ts'), init), 'loader worker');
   }
 
-  run(epoch: number, indices: Int32Array): Promise<Float32Array> {
-    if (this.dead) return Promise.reject(this.dead);
-    const id = this.nextId++;
-    const p = new Promise<Float32Array>((resolve, reject) => this.pending.set(id, { resolve, reject }));
-    if (this.pending.size === 1) this.worker.ref();
-    this.worker.postMessage({ id, epoch, indices } satisfies WorkerRequest);
-    return p;
+  async run(epoch: number, indices: Int32Array): Promise<Float32Array> {
+    const m = await this.requests.request({ epoch, indices } satisfies Omit<WorkerRequest, 'id'>);
+    if ('error' in m) throw new Error(`loader worker: ${m.error}`);
+    return m.x;
   }
 
-  private settle(m: WorkerReply): void {
-    const p = this.pending.get(m.id);
-    if (!p) return;
-    this.pending.delete(m.id);
-    if (this.pending.size === 0) this.worker.unref();
-    if ('error' in m) p.reject(new Error(`loader worker: ${m.error}`));
-    else p.resolve(m.x);
-  }
-
-  private failAll(e: Error): void {
-    for (const p of this.pending.values()) p.reject(e);
-    this.pending.clear();
-  }
-
-  async close(): Promise<void> {
-    this.dead = new Error('loader closed');
-    this.failAll(this.dead);
-    await this.worker.terminate();
+  close(): Promise<void> {
+    return this.requests.close('loader closed');
   }
 }
 

@@ -193,14 +193,22 @@ export function fixtureSampleIndices(numel: number): number[] {
   return Array.from({ length: 256 }, (_, t) => Math.floor((t * numel) / 256));
 }
 
-/** The absolute path of a file in test/fixtures/golden, from the sources (tsx) or from dist/test (npm test). */
-export function goldenFixturePath(name = 'resnet18.safetensors'): string {
+/**
+ * The absolute path of test/fixtures/<folder>/<name>, from the sources (tsx) or from dist/test (npm test: tsc does
+ * not copy fixtures, so the first test/fixtures folder above this file is used).
+ */
+export function fixtureFile(folder: string, name: string): string {
   let dir = __dirname;
   for (;;) {
-    const candidate = path.join(dir, 'test', 'fixtures', 'golden', name);
+    const candidate = path.join(dir, 'test', 'fixtures', folder, name);
     if (fs.existsSync(candidate)) return candidate;
     const parent = path.dirname(dir);
-    if (parent === dir) throw new Error(`goldenFixturePath: expected test/fixtures/golden/${name} above ${__dirname}, found none`);
+    if (parent === dir) throw new Error(`fixtureFile: expected test/fixtures/${folder}/${name} above ${__dirname}, found none`);
     dir = parent;
   }
+}
+
+/** The absolute path of a file in test/fixtures/golden. */
+export function goldenFixturePath(name = 'resnet18.safetensors'): string {
+  return fixtureFile('golden', name);
 }

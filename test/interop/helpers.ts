@@ -14,19 +14,12 @@ import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { HostTensor, StateDict } from '../../src/tensor/host';
 import { readPthFile } from '../../src/interop/pth-read';
-import { fixtureStateDict } from '../helpers/fixture-values';
+import { fixtureFile, fixtureStateDict } from '../helpers/fixture-values';
 import { expectClose } from '../helpers/close';
 
 /** The absolute path of test/fixtures/interop/<name>, from the sources (tsx) or from dist/test (npm test). */
 export function interopFixture(name: string): string {
-  let dir = __dirname;
-  for (;;) {
-    const candidate = path.join(dir, 'test', 'fixtures', 'interop', name);
-    if (fs.existsSync(candidate)) return candidate;
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error(`interopFixture: expected test/fixtures/interop/${name} above ${__dirname}, found none`);
-    dir = parent;
-  }
+  return fixtureFile('interop', name);
 }
 
 export function tensorOf(sd: StateDict, key: string): HostTensor {
