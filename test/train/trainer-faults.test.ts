@@ -5,27 +5,19 @@
  * another dataset is refused unless forced, a forced change says what changed, and the same dataset at
  * another path (copied, re-extracted) is not another dataset.
  */
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { isFiniteStateDict, readCheckpointFile } from '../../src/run/checkpoint';
 import { readMetrics } from '../../src/run/metrics';
 import { readEventFile } from '../../src/run/tensorboard';
-import { removeDir, tempDir } from '../data/make';
 import {
-  STEPS_PER_EPOCH, assertSameTrainingState, checkpointsDir, latestCheckpoint, latestPointer, makeDataset, tinyConfig,
-  trainQuiet,
+  assertSameTrainingState, checkpointsDir, latestCheckpoint, latestPointer, makeDataset, STEPS_PER_EPOCH, tinyConfig,
+  trainerTempRoot, trainQuiet,
 } from './trainer-fixtures/setup';
 
-let root = '';
-let data = '';
-before(async () => {
-  root = tempDir('trainer-faults');
-  process.env.RESNET_CACHE_DIR = path.join(root, 'cache');
-  data = await makeDataset(path.join(root, 'data'));
-});
-after(() => removeDir(root));
+const fx = trainerTempRoot('trainer-faults');
 
 /** A transformBatch hook that puts one NaN into the batch of this 0-based global step. */
 const poisonAt = (globalStep: number) => (b: { x: Float32Array }, step: number): void => {
@@ -43,9 +35,9 @@ function eventTags(run: string): { tag: string; step: number; value: number }[] 
 }
 
 test('a NaN in a batch of epoch 2: diverged, exit 3, the epoch-1 checkpoint stays the latest and the best; resume recovers', async () => {
-  const run = path.join(root, 'nan');
+  const run = path.join(fx.root, 'nan');
   const poisoned = STEPS_PER_EPOCH + 1; // the second step of epoch 2
-  const r = await trainQuiet({ config: tinyConfig({ epochs: 2 }), data, out: run, worker: false, transformBatch: poisonAt(poisoned) });
+  const r = await trainQuiet({ config: tinyConfig({ epochs: 2 }), data: fx.data, out: run, worker: false, transformBatch: poisonAt(poisoned) });
   assert.equal(r.result.status, 'diverged');
   assert.equal(r.result.exitCode, 3);
   assert.equal(r.result.epochsDone, 1);
@@ -64,15 +56,15 @@ test('a NaN in a batch of epoch 2: diverged, exit 3, the epoch-1 checkpoint stay
   assert.deepEqual(eventTags(run).filter((e) => e.tag === 'diverged'), [{ tag: 'diverged', step: poisoned, value: 1 }]);
   assert.equal(fs.existsSync(path.join(run, 'train.lock')), false);
 
-  const resumed = await trainQuiet({ config: tinyConfig({ epochs: 2 }), data, out: run, worker: false, resume: true });
+  const resumed = await trainQuiet({ config: tinyConfig({ epochs: 2 }), data: fx.data, out: run, worker: false, resume: true });
   assert.equal(resumed.result.status, 'completed');
   assert.equal(resumed.result.step, 2 * STEPS_PER_EPOCH);
   assert.ok(isFiniteStateDict((await latestCheckpoint(run)).model));
 });
 
 test('a NaN in the very first batch: diverged, exit 3, no checkpoint and no best_acc.txt', async () => {
-  const run = path.join(root, 'nan-first');
-  const r = await trainQuiet({ config: tinyConfig({ epochs: 1 }), data, out: run, worker: false, transformBatch: poisonAt(0) });
+  const run = path.join(fx.root, 'nan-first');
+  const r = await trainQuiet({ config: tinyConfig({ epochs: 1 }), data: fx.data, out: run, worker: false, transformBatch: poisonAt(0) });
   assert.deepEqual([r.result.status, r.result.exitCode, r.result.step, r.result.epochsDone], ['diverged', 3, 0, 0]);
   const ck = checkpointsDir(run);
   assert.equal(fs.existsSync(ck) ? fs.readdirSync(ck).length : 0, 0);
@@ -81,8 +73,8 @@ test('a NaN in the very first batch: diverged, exit 3, no checkpoint and no best
 
 test('an lr that overflows the weights with finite losses is caught before anything is evaluated or saved', async () => {
   // lr 1e6: every loss of epoch 1 is finite, but a BatchNorm running variance overflows to Inf
-  const run = path.join(root, 'lr-overflow');
-  const r = await trainQuiet({ config: tinyConfig({ epochs: 1, lr: 1e6, schedule: 'constant' }), data, out: run, worker: false });
+  const run = path.join(fx.root, 'lr-overflow');
+  const r = await trainQuiet({ config: tinyConfig({ epochs: 1, lr: 1e6, schedule: 'constant' }), data: fx.data, out: run, worker: false });
   assert.deepEqual([r.result.status, r.result.exitCode, r.result.epochsDone], ['diverged', 3, 0]);
   assert.match(r.stderr, /error: training diverged in epoch 1 \(after step 3\): \S+ holds NaN or Inf/);
   assert.equal(fs.existsSync(checkpointsDir(run)) && fs.readdirSync(checkpointsDir(run)).length > 0, false);
@@ -90,11 +82,11 @@ test('an lr that overflows the weights with finite losses is caught before anyth
 });
 
 describe('resuming with another configuration or dataset', () => {
-  const run = (): string => path.join(root, 'config');
+  const run = (): string => path.join(fx.root, 'config');
   let other = '';
   before(async () => {
-    other = await makeDataset(path.join(root, 'other-data'), { variant: 1 });
-    const r = await trainQuiet({ config: tinyConfig({ epochs: 1 }), data, out: run(), worker: false });
+    other = await makeDataset(path.join(fx.root, 'other-data'), { variant: 1 });
+    const r = await trainQuiet({ config: tinyConfig({ epochs: 1 }), data: fx.data, out: run(), worker: false });
     assert.equal(r.result.status, 'completed');
   });
 
@@ -102,7 +94,7 @@ describe('resuming with another configuration or dataset', () => {
     const before = fs.readdirSync(run()).sort();
     const ckBefore = snapshot(checkpointsDir(run()));
     await assert.rejects(
-      trainQuiet({ config: tinyConfig({ epochs: 2, lr: 0.2 }), data, out: run(), worker: false, resume: true }),
+      trainQuiet({ config: tinyConfig({ epochs: 2, lr: 0.2 }), data: fx.data, out: run(), worker: false, resume: true }),
       /refusing to resume .*epoch-0001\.ckpt with a different configuration \(use --force to override\):\n {2}--lr: 0\.1 → 0\.2\n/,
     );
     assert.deepEqual(fs.readdirSync(run()).sort(), before, 'no new event file, no lock left behind');
@@ -121,7 +113,7 @@ describe('resuming with another configuration or dataset', () => {
     const ckBefore = snapshot(checkpointsDir(run()));
     const bestText = fs.readFileSync(path.join(run(), 'best_acc.txt'));
     const r = await trainQuiet({
-      config: tinyConfig({ epochs: 2, lr: 1e6, schedule: 'constant' }), data, out: run(), worker: false, resume: true, force: true,
+      config: tinyConfig({ epochs: 2, lr: 1e6, schedule: 'constant' }), data: fx.data, out: run(), worker: false, resume: true, force: true,
     });
     assert.match(r.stderr, /warning: resuming with a changed setting \(forced\): --lr: 0\.1 → 1000000/);
     assert.match(r.stderr, /warning: resuming with a changed setting \(forced\): --schedule: "onecycle" → "constant"/);
@@ -139,11 +131,11 @@ describe('resuming with another configuration or dataset', () => {
   });
 
   test('the same dataset copied elsewhere (new path, new mtimes) resumes without --force and without a warning', async () => {
-    const run = path.join(root, 'moved');
-    const first = await trainQuiet({ config: tinyConfig({ epochs: 1 }), data, out: run, worker: false });
+    const run = path.join(fx.root, 'moved');
+    const first = await trainQuiet({ config: tinyConfig({ epochs: 1 }), data: fx.data, out: run, worker: false });
     assert.equal(first.result.status, 'completed');
-    const copy = path.join(root, 'data-copy');
-    fs.cpSync(data, copy, { recursive: true });
+    const copy = path.join(fx.root, 'data-copy');
+    fs.cpSync(fx.data, copy, { recursive: true });
     const later = new Date(Date.now() + 60_000);
     for (const f of fs.readdirSync(copy, { recursive: true, encoding: 'utf8' })) fs.utimesSync(path.join(copy, f), later, later);
     const r = await trainQuiet({ config: tinyConfig({ epochs: 2 }), data: copy, out: run, worker: false, resume: true });

@@ -7,22 +7,13 @@
  * for a whole epoch, and a real Ctrl-C was then seen only when the epoch ended (found on a real run). The trainer
  * yields a full event-loop turn after each step; these tests would fail without it, with the stop at the epoch's end.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
-import { removeDir, tempDir } from '../data/make';
-import { latestCheckpoint, latestPointer, makeDataset, tinyConfig, trainQuiet } from './trainer-fixtures/setup';
+import { latestCheckpoint, latestPointer, tinyConfig, trainerTempRoot, trainQuiet } from './trainer-fixtures/setup';
 
 const STEPS_PER_EPOCH = 24; // 24 training images, batches of 1
-let root = '';
-let data = '';
-
-before(async () => {
-  root = tempDir('trainer-signal');
-  process.env.RESNET_CACHE_DIR = path.join(root, 'cache');
-  data = await makeDataset(path.join(root, 'data'));
-});
-after(() => removeDir(root));
+const fx = trainerTempRoot('trainer-signal');
 
 // Step 5 of epoch 2, and its first step: the first batch of an epoch is the one the loop waits for (the worker's
 // reply, or the previous epoch's evaluation and save came before it), so its step starts in a different phase of
@@ -32,10 +23,10 @@ const CASES = [
 ] as const;
 for (const [signal, code, worker, inEpoch] of CASES) {
   test(`a real ${signal} during step ${inEpoch + 1} of an epoch of ${STEPS_PER_EPOCH} (${worker ? 'worker' : 'in-thread'} loader): saved after that step, exit ${code}`, async () => {
-    const out = path.join(root, `${signal}-${worker}-${inEpoch}`);
+    const out = path.join(fx.root, `${signal}-${worker}-${inEpoch}`);
     const sendAt = STEPS_PER_EPOCH + inEpoch; // 0-based global step in epoch 2
     const r = await trainQuiet({
-      config: tinyConfig({ batchSize: 1 }), data, out, worker,
+      config: tinyConfig({ batchSize: 1 }), data: fx.data, out, worker,
       transformBatch: (_b, step) => {
         if (step === sendAt) process.kill(process.pid, signal);
       },

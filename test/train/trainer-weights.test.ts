@@ -2,29 +2,21 @@
  * `train --weights W` with weights of another shape: the error names the option, lists the first
  * few mis-shaped keys and counts the rest, instead of one line per key of the whole model (122 for ResNet-18).
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { writeSafetensorsFile } from '../../src/interop/safetensors';
 import { resnet18 } from '../../src/models/resnet';
-import { removeDir, tempDir } from '../data/make';
-import { makeDataset, tinyConfig, trainQuiet } from './trainer-fixtures/setup';
+import { tinyConfig, trainerTempRoot, trainQuiet } from './trainer-fixtures/setup';
 
-let root = '';
-let data = '';
-before(async () => {
-  root = tempDir('trainer-weights');
-  process.env.RESNET_CACHE_DIR = path.join(root, 'cache');
-  data = await makeDataset(path.join(root, 'data'));
-});
-after(() => removeDir(root));
+const fx = trainerTempRoot('trainer-weights');
 
 test('weights of a wider model: the first 5 mis-shaped keys and a count of the rest', async () => {
-  const weights = path.join(root, 'width8.safetensors');
+  const weights = path.join(fx.root, 'width8.safetensors');
   const wide = resnet18({ numClasses: 3, seed: 0, baseWidth: 8 });
   writeSafetensorsFile(weights, wide.stateDict());
   wide.dispose();
-  await assert.rejects(trainQuiet({ config: tinyConfig(), data, out: path.join(root, 'run'), worker: false, weights }), (err: Error) => {
+  await assert.rejects(trainQuiet({ config: tinyConfig(), data: fx.data, out: path.join(fx.root, 'run'), worker: false, weights }), (err: Error) => {
     const message = err.message.split('\n--- trainer stderr ---')[0];
     assert.match(message, new RegExp(`^train: --weights ${weights} does not fit the model: mis-shaped keys: ` +
       'conv1\\.0\\.weight: expected \\[4,3,3,3\\], received \\[8,3,3,3\\]; conv1\\.1\\.weight: expected \\[4\\], received \\[8\\]; ' +

@@ -5,6 +5,7 @@
  * comparisons of state dicts.
  */
 import assert from 'node:assert/strict';
+import { after, before } from 'node:test';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { backendByName } from '../../../src/backend';
@@ -13,7 +14,7 @@ import { RECIPES, type TrainConfig } from '../../../src/train/config';
 import { readCheckpointFile, type Checkpoint } from '../../../src/run/checkpoint';
 import { readMetrics } from '../../../src/run/metrics';
 import { train, type TrainOptions, type TrainResult } from '../../../src/train/trainer';
-import { encode, rgbPattern, writeTree } from '../../data/make';
+import { encode, removeDir, rgbPattern, tempDir, writeTree } from '../../data/make';
 
 export const CLASSES = ['cat', 'dog', 'ship'];
 
@@ -140,4 +141,19 @@ export function effectiveEpochMetrics(run: string): Record<string, unknown>[] {
     }
   }
   return kept;
+}
+
+/**
+ * A test file's temporary folder: a fresh root holding the tiny dataset (see makeDataset) and the decode cache
+ * (RESNET_CACHE_DIR), made before its tests and removed after them. Read `root` and `data` inside tests.
+ */
+export function trainerTempRoot(prefix: string): { root: string; data: string } {
+  const fx = { root: '', data: '' };
+  before(async () => {
+    fx.root = tempDir(prefix);
+    process.env.RESNET_CACHE_DIR = path.join(fx.root, 'cache');
+    fx.data = await makeDataset(path.join(fx.root, 'data'));
+  });
+  after(() => removeDir(fx.root));
+  return fx;
 }
