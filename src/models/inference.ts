@@ -12,6 +12,7 @@
  */
 import { convOutputShape, type Backend, type Shape, type Storage } from '../backend/backend';
 import type { HostTensor, StateDict } from '../tensor/host';
+import { BN_EPS, HEAD_POOL as POOL, hasProjection, resnet18Stages } from './resnet';
 
 /** A convolution with its batch norm folded in: frozen weights and bias on the backend. */
 interface FusedConv {
@@ -28,8 +29,6 @@ interface Block {
   readonly shortcut: FusedConv | null;
 }
 
-const BN_EPS = 1e-5; // the model's BatchNorm2d eps (src/models/resnet.ts)
-const POOL = 4; // the model's final avg_pool2d(4)
 
 function tensor(sd: StateDict, key: string): HostTensor {
   const t = sd.get(key);
@@ -68,18 +67,16 @@ export class InferenceGraph {
   /** The graph of a ResNet-18 state dict (any width and class count), on `be`. */
   static fromStateDict(sd: StateDict, be: Backend): InferenceGraph {
     const stem = fold(be, sd, 'conv1.0', 'conv1.1', 1);
-    const blocks: Block[] = [];
-    for (let l = 1; l <= 4; l++) {
-      for (let b = 0; b < 2; b++) {
-        const p = `layer${l}.${b}`;
-        const stride = l > 1 && b === 0 ? 2 : 1; // the first block of stages 2-4 halves the map
-        blocks.push({
-          conv1: fold(be, sd, `${p}.left.0`, `${p}.left.1`, stride),
+    // the model's own stage plan (strides, which blocks project their shortcut), read at the weights' width
+    const blocks: Block[] = resnet18Stages(tensor(sd, 'conv1.0.weight').shape[0]).flatMap(({ name, blocks: plan }) =>
+      plan.map((b, i) => {
+        const p = `${name}.${i}`;
+        return {
+          conv1: fold(be, sd, `${p}.left.0`, `${p}.left.1`, b.stride),
           conv2: fold(be, sd, `${p}.left.3`, `${p}.left.4`, 1),
-          shortcut: sd.has(`${p}.shortcut.0.weight`) ? fold(be, sd, `${p}.shortcut.0`, `${p}.shortcut.1`, stride) : null,
-        });
-      }
-    }
+          shortcut: hasProjection(b) ? fold(be, sd, `${p}.shortcut.0`, `${p}.shortcut.1`, b.stride) : null,
+        };
+      }));
     const fw = tensor(sd, 'fc.weight');
     const fcW = be.fromArray(Float32Array.from(fw.data as Float32Array), fw.shape);
     const fcB = be.fromArray(Float32Array.from(tensor(sd, 'fc.bias').data as Float32Array), [fw.shape[0]]);

@@ -27,14 +27,14 @@ export class BasicBlock extends Module {
   constructor(inChannels: number, outChannels: number, stride: number, init: InitOptions) {
     super();
     this.conv1 = new Conv2d(inChannels, outChannels, 3, stride, 1, false, init);
-    this.bn1 = new BatchNorm2d(outChannels, 1e-5, 0.1, init);
+    this.bn1 = new BatchNorm2d(outChannels, BN_EPS, 0.1, init);
     this.conv2 = new Conv2d(outChannels, outChannels, 3, 1, 1, false, init);
-    this.bn2 = new BatchNorm2d(outChannels, 1e-5, 0.1, init);
+    this.bn2 = new BatchNorm2d(outChannels, BN_EPS, 0.1, init);
     this.left = this.registerModule('left', new Sequential(this.conv1, this.bn1, new ReLU(), this.conv2, this.bn2));
     this.shortcut = this.registerModule(
       'shortcut',
       hasProjection({ inChannels, outChannels, stride })
-        ? new Sequential(new Conv2d(inChannels, outChannels, 1, stride, 0, false, init), new BatchNorm2d(outChannels, 1e-5, 0.1, init))
+        ? new Sequential(new Conv2d(inChannels, outChannels, 1, stride, 0, false, init), new BatchNorm2d(outChannels, BN_EPS, 0.1, init))
         : new Sequential(),
     );
   }
@@ -54,6 +54,10 @@ export interface BlockPlan { inChannels: number; outChannels: number; stride: nu
  * first block of layer2..4. The constructor builds from it and src/models/spec.ts derives the expected state-dict
  * shapes from it, so the two cannot disagree.
  */
+/** Every BatchNorm2d's eps, and the side of the final average pooling (4x4 maps at a 32x32 input). */
+export const BN_EPS = 1e-5;
+export const HEAD_POOL = 4;
+
 export function resnet18Stages(w: number): { name: string; blocks: BlockPlan[] }[] {
   const widths = [w, 2 * w, 4 * w, 8 * w];
   return widths.map((outChannels, i) => {
@@ -103,7 +107,7 @@ export class ResNet extends Module {
     const w = opts.baseWidth ?? 64;
     if (!Number.isInteger(w) || w < 1) throw new Error(`resnet18: baseWidth must be a positive integer, received ${w}`);
     this.conv1 = this.registerModule('conv1', new Sequential(
-      new Conv2d(3, w, 3, 1, 1, false, init), new BatchNorm2d(w, 1e-5, 0.1, init), new ReLU(),
+      new Conv2d(3, w, 3, 1, 1, false, init), new BatchNorm2d(w, BN_EPS, 0.1, init), new ReLU(),
     ));
     const [layer1, layer2, layer3, layer4] = resnet18Stages(w).map(({ name, blocks }) => this.registerModule(
       name, new Sequential(...blocks.map((b) => new BasicBlock(b.inChannels, b.outChannels, b.stride, init))),
@@ -123,10 +127,10 @@ export class ResNet extends Module {
     const stem = this.conv1.layers[1] as BatchNorm2d;
     let out = stem.forwardFused(this.conv1.layers[0].forward(x), true);
     for (const layer of [this.layer1, this.layer2, this.layer3, this.layer4]) out = layer.forward(out);
-    if (out.shape[2] !== 4 || out.shape[3] !== 4) {
+    if (out.shape[2] !== HEAD_POOL || out.shape[3] !== HEAD_POOL) {
       throw new Error(`resnet18: expected 32x32 inputs (a 4x4 map before pooling), received [${x.shape.join(',')}]`);
     }
-    return this.fc.forward(flatten(avgPool2d(out, 4)));
+    return this.fc.forward(flatten(avgPool2d(out, HEAD_POOL)));
   }
 }
 
