@@ -116,8 +116,8 @@ const char* convAlgoName(ConvAlgo a) {
   return "?";
 }
 
-const std::string& convPolicy() { return policyRef(); }
-
+namespace {
+/** The algorithm a fixed policy asks for; false under "benchmark". */
 bool fixedConvAlgo(ConvAlgo* out) {
   const std::string& p = policyRef();
   if (p == "benchmark") return false;
@@ -125,6 +125,7 @@ bool fixedConvAlgo(ConvAlgo* out) {
   return algoByName(p, out);
 }
 
+/** The choice remembered for `key` (measured in this process or read from the cache file). */
 bool rememberedConvChoice(const std::string& key, ConvAlgo* out) {
   auto it = choices().find(key);
   if (it == choices().end()) return false;
@@ -132,10 +133,12 @@ bool rememberedConvChoice(const std::string& key, ConvAlgo* out) {
   return true;
 }
 
+/** Records a measured choice with each candidate's time, and rewrites the cache file if one is set. */
 void rememberConvChoice(const std::string& key, ConvAlgo algo, const std::vector<std::pair<ConvAlgo, double>>& ms) {
   choices()[key] = Choice{algo, true, ms};
   saveCache();
 }
+}  // namespace
 
 double timeConvCandidate(const std::function<void()>& f) {
   f();

@@ -18,20 +18,6 @@ namespace rn {
 enum class ConvAlgo { Direct, Auto, OnednnWinograd, Ours };
 const char* convAlgoName(ConvAlgo a);
 
-/**
- * The policy in force: "benchmark" (default: the fastest measured candidate per shape and pass),
- * "deterministic" (oneDNN direct everywhere: fixed, independent of timing, and the most accurate), or one
- * algorithm forced where it applies: "direct", "auto", "winograd" (ours), "onednn-winograd".
- */
-const std::string& convPolicy();
-/** The algorithm a fixed policy asks for; false under "benchmark". */
-bool fixedConvAlgo(ConvAlgo* out);
-
-/** The choice remembered for `key` (measured in this process or read from the cache file). */
-bool rememberedConvChoice(const std::string& key, ConvAlgo* out);
-/** Records a measured choice with each candidate's time, and rewrites the cache file if one is set. */
-void rememberConvChoice(const std::string& key, ConvAlgo algo, const std::vector<std::pair<ConvAlgo, double>>& ms);
-
 /** The best of 3 runs of f, in ms, after one untimed run (first touches, JIT warm-up). */
 double timeConvCandidate(const std::function<void()>& f);
 
@@ -44,6 +30,9 @@ double timeConvCandidate(const std::function<void()>& f);
 ConvAlgo chooseConvAlgo(const std::string& key, const std::vector<ConvAlgo>& candidates,
                         const std::function<bool(ConvAlgo)>& applies, const std::function<double(ConvAlgo)>& timeMs);
 
+// The policies: "benchmark" (default: chooseConvAlgo measures), "deterministic" (oneDNN direct everywhere: fixed,
+// independent of timing, the most accurate), or one algorithm forced where it applies: "direct", "auto",
+// "winograd" (ours), "onednn-winograd".
 // exports: setConvPolicy(policy, cacheFile | null), convChoices() -> { policy, cacheFile, choices: [...] }
 Napi::Value setConvPolicy(const Napi::CallbackInfo& info);
 Napi::Value convChoices(const Napi::CallbackInfo& info);
