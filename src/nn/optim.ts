@@ -13,6 +13,8 @@ export interface SgdOptions {
   dampening?: number;
   weightDecay?: number;
   nesterov?: boolean;
+  /** names of parameters that get no weight decay (PyTorch: a second param group with weight_decay 0) */
+  noDecay?: Iterable<string>;
 }
 
 /** Throws `op: NAME must be a number >= 0, received v` unless v is a finite number >= 0. */
@@ -24,10 +26,18 @@ function checkNonNegative(op: string, name: string, v: unknown): void {
  * The rules of SGD's hyper-parameters, in one place: checked where they enter, when an SGD is built (and when its
  * lr is set) and when `resnet train` reads its flags (`name` turns a field into the flag, `lr` into `--lr`).
  */
-export function checkSgdOptions(op: string, o: Required<SgdOptions>, name: (field: keyof SgdOptions) => string = (f) => f): void {
+export function checkSgdOptions(op: string, o: Required<Omit<SgdOptions, 'noDecay'>>, name: (field: keyof SgdOptions) => string = (f) => f): void {
   for (const k of ['lr', 'momentum', 'dampening', 'weightDecay'] as const) checkNonNegative(op, name(k), o[k]);
   if (o.nesterov && o.momentum <= 0) throw new Error(`${op}: ${name('nesterov')} needs a momentum > 0, received ${name('momentum')} ${o.momentum}`);
   if (o.nesterov && o.dampening !== 0) throw new Error(`${op}: ${name('nesterov')} needs dampening 0, received ${name('dampening')} ${o.dampening}`);
+}
+
+/**
+ * The parameters that usually get no weight decay (Goyal et al. 2017; timm's default): the one-dimensional ones,
+ * which in a convolutional network are the batch-norm weights and biases and the layers' biases.
+ */
+export function noDecayNames(named: [string, { shape: readonly number[] }][]): string[] {
+  return named.filter(([, p]) => p.shape.length <= 1).map(([n]) => n);
 }
 
 export class SGD {
@@ -38,12 +48,17 @@ export class SGD {
   readonly nesterov: boolean;
   private readonly params: [string, Parameter][];
   private readonly buffers = new Map<Parameter, Storage>();
+  private readonly noDecay: Set<string>;
 
   /** `params`: parameters, or [name, parameter] pairs (names key the momentum buffers in stateDict()). */
   constructor(params: Parameter[] | [string, Parameter][], opts: SgdOptions) {
     this.params = params.map((p, i) => (Array.isArray(p) ? p : [String(i), p]));
-    const o = { momentum: 0, dampening: 0, weightDecay: 0, nesterov: false, ...opts };
+    const { noDecay, ...rest } = opts;
+    const o = { momentum: 0, dampening: 0, weightDecay: 0, nesterov: false, ...rest };
     checkSgdOptions('SGD', o);
+    this.noDecay = new Set(noDecay ?? []);
+    const names = new Set(this.params.map(([n]) => n));
+    for (const n of this.noDecay) if (!names.has(n)) throw new Error(`SGD: noDecay names ${n}, which is not one of the parameters`);
     this.lrValue = o.lr;
     this.momentum = o.momentum;
     this.dampening = o.dampening;
@@ -66,7 +81,8 @@ export class SGD {
     const hyper = {
       lr: this.lr, momentum: this.momentum, dampening: this.dampening, weightDecay: this.weightDecay, nesterov: this.nesterov,
     };
-    for (const [, p] of this.params) {
+    const plain = { ...hyper, weightDecay: 0 };
+    for (const [name, p] of this.params) {
       if (!p.grad) continue;
       const be = p.backend;
       let buf = this.buffers.get(p) ?? null;
@@ -75,7 +91,7 @@ export class SGD {
         buf = be.zeros(p.shape, p.dtype);
         this.buffers.set(p, buf);
       }
-      be.sgdStep(p.storage, p.grad.storage, this.momentum !== 0 ? buf : null, p.shape, hyper, first);
+      be.sgdStep(p.storage, p.grad.storage, this.momentum !== 0 ? buf : null, p.shape, this.noDecay.has(name) ? plain : hyper, first);
     }
   }
 

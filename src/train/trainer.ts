@@ -21,7 +21,7 @@ import { loadWeights } from '../interop/weights';
 import { SEED_SPEC, buildModel, type ModelSpec } from '../models';
 import type { ResNet } from '../models/resnet';
 import { describeLoad } from '../nn/module';
-import { SGD } from '../nn/optim';
+import { noDecayNames, SGD } from '../nn/optim';
 import { Tensor } from '../tensor';
 import {
   NoCheckpointError, isFiniteStateDict, loadLatestCheckpoint, saveCheckpoint, writeBestAccuracy, type Checkpoint,
@@ -180,8 +180,10 @@ async function setUp(
   const numClasses = data.classes.length;
   const spec: ModelSpec = { arch: 'resnet18', width: cfg.baseWidth, numClasses, inputSize: SEED_SPEC.inputSize };
   const model = buildModel(spec, { seed: cfg.seed, backend: opts.backend });
-  const opt = new SGD(model.namedParameters(), {
+  const named = model.namedParameters();
+  const opt = new SGD(named, {
     lr: cfg.lr, momentum: cfg.momentum, weightDecay: cfg.weightDecay, nesterov: cfg.nesterov,
+    noDecay: cfg.decayNormBias ? [] : noDecayNames(named),
   });
   const now = opts.clock ?? (() => performance.now());
   return {

@@ -4,7 +4,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SGD } from '../../src/nn/optim';
+import { noDecayNames, SGD } from '../../src/nn/optim';
+import { Parameter, Tensor } from '../../src/tensor';
+import { buildModel, SEED_SPEC } from '../../src/models';
 import { RECIPES, validateConfig } from '../../src/train/config';
 
 test('building an SGD refuses each bad hyper-parameter by name', () => {
@@ -40,4 +42,33 @@ test('resnet train names the flag of a bad SGD setting', () => {
   assert.throws(() => validateConfig({ ...RECIPES.fast, momentum: 0 }), /^Error: train: --nesterov needs a momentum > 0, received --momentum 0$/);
   assert.doesNotThrow(() => validateConfig(RECIPES.fast));
   assert.doesNotThrow(() => validateConfig(RECIPES.seed));
+});
+
+test('noDecay: the named parameters get no weight decay, as a PyTorch param group with weight_decay 0', () => {
+  // torch.optim.SGD([{params: [w]}, {params: [b], weight_decay: 0}], lr=0.1, momentum=0.9, weight_decay=0.01,
+  // nesterov=True), two steps with grads w ([0.3,-0.1], [0.2,0.4]) and b ([0.3], [0.2]), PyTorch 1.13 gave:
+  const expected = { w: [0.876201928, -2.0397234], b: [0.380699992] };
+  const w = Parameter.fromArray(Float32Array.from([1, -2]), [2]);
+  const b = Parameter.fromArray(Float32Array.from([0.5]), [1]);
+  const opt = new SGD([['w', w], ['b', b]], { lr: 0.1, momentum: 0.9, weightDecay: 0.01, nesterov: true, noDecay: ['b'] });
+  for (const g of [[0.3, -0.1], [0.2, 0.4]]) {
+    w.grad = Tensor.fromArray(Float32Array.from(g), [2]);
+    b.grad = Tensor.fromArray(Float32Array.from([g[0]]), [1]);
+    opt.step();
+    opt.zeroGrad();
+  }
+  const got = { w: Array.from(w.toArray()), b: Array.from(b.toArray()) };
+  for (const k of ['w', 'b'] as const) {
+    got[k].forEach((v, i) => assert.ok(Math.abs(v - expected[k][i]) < 1e-6, `${k}[${i}] = ${v}, PyTorch ${expected[k][i]}`));
+  }
+  assert.throws(() => new SGD([['w', w]], { lr: 0.1, noDecay: ['bias'] }), /^Error: SGD: noDecay names bias, which is not one of the parameters$/);
+});
+
+test('noDecayNames: batch-norm weights and biases and the linear bias of ResNet-18, no conv or linear weight', () => {
+  const names = noDecayNames(buildModel(SEED_SPEC, { seed: 0 }).namedParameters());
+  assert.ok(names.includes('conv1.1.weight') && names.includes('conv1.1.bias') && names.includes('fc.bias'));
+  assert.ok(names.includes('layer2.0.shortcut.1.weight') && names.includes('layer4.1.left.4.bias'));
+  assert.ok(!names.includes('conv1.0.weight') && !names.includes('fc.weight') && !names.includes('layer1.0.left.0.weight'));
+  // batch norms: the stem's, two in each of the 8 blocks and one in each of the 3 projection shortcuts = 20
+  assert.equal(names.length, 2 * 20 + 1);
 });

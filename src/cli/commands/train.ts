@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import { Command, Option } from 'commander';
 import { precisionOption } from '../precision';
 import { useBackend } from '../../backend';
-import { RECIPES, type TrainConfig } from '../../train/config';
+import { RECIPES, SCHEDULES, type TrainConfig } from '../../train/config';
 import { train } from '../../train/trainer';
 import { defaultData } from '../defaults';
 import { intArg as int, numArg as num } from '../parse';
@@ -22,16 +22,19 @@ export function registerTrain(program: Command): void {
     .description("train ResNet-18 on CIFAR-10 (the seed's recipe by default)")
     .option('--data <path>', 'ImageFolder root, .tar/.tar.gz, CIFAR-10 binary folder/archive, or "cifar10" (default: ./data if present, else cifar10)')
     .option('--out <dir>', 'run folder (checkpoints, TensorBoard events, metrics.jsonl)')
-    .addOption(new Option('--recipe <name>', 'seed: constant lr 0.001, 200 epochs; fast: one-cycle lr 0.1, nesterov, label smoothing 0.1, 15 epochs').choices(['seed', 'fast']).default('seed'))
+    .addOption(new Option('--recipe <name>', 'seed: constant lr 0.001, 200 epochs; fast: 5 epochs, linear warm-up to lr 0.1 and down to 0, nesterov, label smoothing 0.2, no decay on batch-norm/bias').choices(['seed', 'fast']).default('seed'))
     .option('--epochs <n>', 'total epochs', int)
     .option('--batch-size <n>', 'batch size', int)
-    .option('--lr <x>', 'learning rate (peak rate for onecycle)', num)
+    .option('--lr <x>', 'learning rate (peak rate for onecycle and linear)', num)
     .option('--momentum <x>', 'SGD momentum', num)
     .option('--weight-decay <x>', 'SGD weight decay', num)
     .option('--nesterov', 'nesterov momentum')
     .option('--no-nesterov', 'plain momentum')
     .option('--label-smoothing <x>', 'label smoothing of the cross-entropy', num)
-    .addOption(new Option('--schedule <name>', 'learning-rate schedule').choices(['constant', 'cosine', 'onecycle']))
+    .addOption(new Option('--schedule <name>', 'learning-rate schedule').choices(SCHEDULES))
+    .option('--warmup-fraction <x>', 'onecycle and linear: fraction of the steps spent warming up', num)
+    .option('--decay-norm-bias', 'weight decay on batch-norm parameters and biases too (the seed\'s)')
+    .option('--no-decay-norm-bias', 'weight decay on conv and linear weights only (the fast recipe\'s)')
     .option('--seed <n>', 'seed of initialisation, data order and augmentation', int)
     .option('--val-split <n>', 'carve N training images out as a validation split (best checkpoint chosen on it)', int)
     .option('--limit <n>', 'use only N training images (quick runs)', int)
@@ -57,7 +60,8 @@ export function registerTrain(program: Command): void {
         epochs: pick('epochs', o.epochs), batchSize: pick('batchSize', o.batchSize), lr: pick('lr', o.lr),
         momentum: pick('momentum', o.momentum), weightDecay: pick('weightDecay', o.weightDecay),
         nesterov: pick('nesterov', o.nesterov), labelSmoothing: pick('labelSmoothing', o.labelSmoothing),
-        schedule: pick('schedule', o.schedule), seed: pick('seed', o.seed), valSplit: pick('valSplit', o.valSplit),
+        schedule: pick('schedule', o.schedule), warmupFraction: pick('warmupFraction', o.warmupFraction),
+        decayNormBias: pick('decayNormBias', o.decayNormBias), seed: pick('seed', o.seed), valSplit: pick('valSplit', o.valSplit),
         limit: o.limit as number | undefined, testLimit: o.testLimit as number | undefined,
         cutout: pick('cutout', o.cutout), crop: o.crop !== false, flip: o.flip !== false, baseWidth: pick('baseWidth', o.width),
         precision: pick('precision', o.precision),
