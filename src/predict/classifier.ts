@@ -4,6 +4,8 @@
  * weights' spec, the model built and loaded) → preprocessForModel (src/data: RGB, resize to 32x32, the seed's
  * normalisation) → the folded inference graph (src/models/inference.ts: the eval-mode model with batch norm folded
  * into the convolutions and the residual add and ReLU fused into them) → softmax (src/predict/prediction.ts).
+ * With test-time augmentation (`tta`: flip, flip-shift; src/data/tta.ts) every input runs once per view and its
+ * probabilities are the mean of the views' softmax; the logits reported are the untouched view's.
  *
  * What it is not: a batch evaluator (`resnet eval` owns accuracy over a test set) and not a server.
  * One image runs alone (batch 1, classifyInput/classifyBytes): the server and `resnet predict --batch-size 1`
@@ -11,6 +13,7 @@
  * folder prediction; its numbers agree to float32 rounding, not bit for bit (see classifyBatch).
  */
 import { DecodeOptions, preprocessForModel } from '../data';
+import { checkTtaMode, ttaProbabilities, type TtaMode } from '../data/tta';
 import { loadWeights } from '../interop/weights';
 import { InferenceGraph } from '../models/inference';
 import { modelFromWeights, type ModelSpec } from '../models';
@@ -18,7 +21,7 @@ import { useBackend } from '../backend';
 import type { Precision } from '../backend/backend';
 import { applyPrecision } from '../backend/precision';
 import { ClassName, classNames } from './classes';
-import { Prediction, predictionFromLogits } from './prediction';
+import { Prediction, predictionFromLogits, predictionFromProbabilities } from './prediction';
 
 /** The model's input: one RGB image, 32x32, normalised. */
 export const INPUT_SHAPE: readonly number[] = Object.freeze([1, 3, 32, 32]);
@@ -29,6 +32,8 @@ export interface ModelInfo {
   readonly spec: ModelSpec;
   /** fp32, or bf16 mixed precision (convolutions and linear in bf16) */
   readonly precision: Precision;
+  /** test-time augmentation: off (one forward pass), flip (2 views) or flip-shift (6 views) */
+  readonly tta: TtaMode;
   readonly numClasses: number;
   readonly classes: readonly ClassName[];
   readonly inputShape: readonly number[];
@@ -60,6 +65,8 @@ export interface LoadClassifierOptions {
   readonly backend?: string;
   /** fp32 (default), bf16 or auto (bf16 where the CPU has it): src/backend/precision.ts */
   readonly precision?: string;
+  /** test-time augmentation, src/data/tta.ts: off (default), flip or flip-shift */
+  readonly tta?: TtaMode;
 }
 
 /**
@@ -70,6 +77,7 @@ export interface LoadClassifierOptions {
 export async function loadClassifier(weights: string, opts: LoadClassifierOptions = {}): Promise<Classifier> {
   const backend = useBackend(opts.backend);
   const precision = applyPrecision(opts.precision ?? 'fp32', backend);
+  const tta = checkTtaMode(opts.tta ?? 'off');
   const loaded = await loadWeights(weights);
   // the spec a checkpoint recorded, else the one the shapes imply: a run of any width or class count loads
   const { model, spec } = modelFromWeights(loaded.stateDict, { recorded: loaded.spec, where: `--weights ${weights}`, backend });
@@ -86,8 +94,33 @@ export async function loadClassifier(weights: string, opts: LoadClassifierOption
     classes: classNames(numClasses),
     inputShape: INPUT_SHAPE,
     precision,
+    tta,
     backend: backend.name,
     weights: { path: loaded.path, format: String(loaded.format), notes: [...loaded.notes] },
+  };
+
+  // n inputs [n,3,32,32] in, one prediction per input; `what` names the caller in errors
+  const run = (x: Float32Array, n: number, what: string): Prediction[] => {
+    const shape = [n, ...INPUT_SHAPE.slice(1)];
+    const forward = (view: Float32Array): Float32Array => {
+      const logits = graph.forward(view, shape);
+      if (logits.length !== n * numClasses) {
+        throw new Error(`${what}: expected ${n * numClasses} logits from the model (${n} x ${numClasses}), received ${logits.length}`);
+      }
+      return logits;
+    };
+    const row = (a: Float32Array, i: number): Float32Array => a.subarray(i * numClasses, (i + 1) * numClasses);
+    if (tta === 'off') {
+      const logits = forward(x);
+      return Array.from({ length: n }, (_, i) => predictionFromLogits(row(logits, i)));
+    }
+    // ttaViews puts the untouched input first: its logits are the ones reported
+    const viewLogits: Float32Array[] = [];
+    const probs = ttaProbabilities((view) => {
+      viewLogits.push(forward(view));
+      return viewLogits[viewLogits.length - 1];
+    }, x, shape, numClasses, tta);
+    return Array.from({ length: n }, (_, i) => predictionFromProbabilities(row(probs, i), row(viewLogits[0], i)));
   };
 
   const classifyInput = (x: Float32Array): Prediction => {
@@ -95,11 +128,7 @@ export async function loadClassifier(weights: string, opts: LoadClassifierOption
     if (x.length !== want) {
       throw new Error(`classify: expected a preprocessed input of ${want} values [${INPUT_SHAPE.join(',')}], received ${x.length}`);
     }
-    const logits = graph.forward(x, INPUT_SHAPE);
-    if (logits.length !== numClasses) {
-      throw new Error(`classify: expected ${numClasses} logits from the model, received ${logits.length}`);
-    }
-    return predictionFromLogits(logits);
+    return run(x, 1, 'classify')[0];
   };
 
   const classifyBatch = (x: Float32Array, n: number): Prediction[] => {
@@ -108,11 +137,7 @@ export async function loadClassifier(weights: string, opts: LoadClassifierOption
       throw new Error(`classifyBatch: expected n preprocessed inputs of ${per} values each ([n,${INPUT_SHAPE.slice(1).join(',')}]), received ${x.length} values for n = ${n}`);
     }
     if (n === 0) return [];
-    const logits = graph.forward(x, [n, ...INPUT_SHAPE.slice(1)]);
-    if (logits.length !== n * numClasses) {
-      throw new Error(`classifyBatch: expected ${n * numClasses} logits from the model (${n} x ${numClasses}), received ${logits.length}`);
-    }
-    return Array.from({ length: n }, (_, i) => predictionFromLogits(logits.subarray(i * numClasses, (i + 1) * numClasses)));
+    return run(x, n, 'classifyBatch');
   };
 
   return {

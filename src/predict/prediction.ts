@@ -47,7 +47,21 @@ export function predictionFromLogits(logits: ArrayLike<number>): Prediction {
   for (let i = 0; i < logits.length; i++) {
     if (Number.isNaN(logits[i])) throw new Error(`predictionFromLogits: logit ${i} is NaN (the model produced no usable output)`);
   }
-  const probs = softmax(logits);
+  return predictionFromProbabilities(softmax(logits), logits);
+}
+
+/**
+ * A prediction from probabilities computed elsewhere (test-time augmentation's mean over views, src/data/tta.ts)
+ * and the logits to report beside them (under TTA, the untouched view's). Arg-max over `probs`, ties to the lower
+ * index, as predictionFromLogits.
+ */
+export function predictionFromProbabilities(probs: ArrayLike<number>, logits: ArrayLike<number>): Prediction {
+  if (probs.length === 0 || probs.length !== logits.length) {
+    throw new Error(`predictionFromProbabilities: expected as many probabilities as logits (at least one), received ${probs.length} and ${logits.length}`);
+  }
+  for (let i = 0; i < probs.length; i++) {
+    if (Number.isNaN(probs[i])) throw new Error(`predictionFromProbabilities: probability ${i} is NaN (the model produced no usable output)`);
+  }
   let index = 0;
   for (let i = 1; i < probs.length; i++) if (probs[i] > probs[index]) index = i;
   const name = className(index);
@@ -56,7 +70,7 @@ export function predictionFromLogits(logits: ArrayLike<number>): Prediction {
     label: name.en,
     labelZh: name.zh,
     confidence: probs[index],
-    probs,
+    probs: Array.from(probs),
     logits: Array.from(logits),
   };
 }
