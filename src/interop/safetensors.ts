@@ -10,7 +10,9 @@
  *                   relative to the start of the buffer
  *
  * What it is not: a lazy/memory-mapped reader (files are read whole; our largest is ~45 MB), nor a general
- * dtype library: F32, F64 and I64 map onto HostTensor's dtypes; any other dtype is rejected by name.
+ * dtype library: F32, F64 and I64 map onto HostTensor's dtypes, F16 (half precision) is read into float32 and
+ * written from float32 on request (`{ half: true }`, ./float16.ts rounds to nearest even); any other dtype is
+ * rejected by name.
  *
  * Reference: the format description in the huggingface/safetensors repository (README, "Format"); its rules
  * that the header is at most 100 MB and that the data buffer is indexed entirely, without holes or overlaps,
@@ -19,14 +21,23 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { HostDType, HostTensor, StateDict, hostNumel } from '../tensor/host';
+import { fromFloat16Array, toFloat16Array } from './float16';
 
 /** The format's own cap on the header size, so that a corrupt length cannot make us allocate gigabytes. */
 const MAX_HEADER_BYTES = 100_000_000;
 const METADATA_KEY = '__metadata__';
 
-const DTYPE_TO_HOST: Record<string, HostDType> = { F32: 'float32', F64: 'float64', I64: 'int64' };
-const HOST_TO_DTYPE: Record<HostDType, string> = { float32: 'F32', float64: 'F64', int64: 'I64' };
-const ITEM_BYTES: Record<HostDType, number> = { float32: 4, float64: 8, int64: 8 };
+/** A file dtype: the host dtype it is read into and its size in the file (F16 is widened to float32 on reading). */
+type FileDType = 'F32' | 'F64' | 'I64' | 'F16';
+const FILE_DTYPES: Record<FileDType, { host: HostDType; bytes: number }> = {
+  F32: { host: 'float32', bytes: 4 }, F64: { host: 'float64', bytes: 8 }, I64: { host: 'int64', bytes: 8 }, F16: { host: 'float32', bytes: 2 },
+};
+const HOST_TO_DTYPE: Record<HostDType, FileDType> = { float32: 'F32', float64: 'F64', int64: 'I64' };
+
+export interface WriteSafetensorsOptions {
+  /** store float32 and float64 tensors as F16 (half the size of F32; int64 tensors stay I64) */
+  readonly half?: boolean;
+}
 
 // The data buffer is little-endian and we copy it into typed arrays, which use the host's byte order.
 const HOST_IS_LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
@@ -37,7 +48,7 @@ function assertLittleEndianHost(op: string): void {
 
 interface HeaderEntry {
   name: string;
-  dtype: HostDType;
+  dtype: FileDType;
   shape: number[];
   begin: number;
   end: number;
@@ -56,10 +67,10 @@ function parseEntry(name: string, raw: unknown): HeaderEntry {
   const { dtype, shape, data_offsets: offsets } = raw as Record<string, unknown>;
   if (typeof dtype !== 'string') throw new Error(`${op}: expected a string dtype, received ${JSON.stringify(dtype)}`);
   // hasOwn, so that names like 'toString' are not found on Object.prototype
-  const hostDType = Object.hasOwn(DTYPE_TO_HOST, dtype) ? DTYPE_TO_HOST[dtype] : undefined;
-  if (hostDType === undefined) {
-    throw new Error(`${op}: unsupported dtype ${dtype} (supported: ${Object.keys(DTYPE_TO_HOST).join(', ')})`);
+  if (!Object.hasOwn(FILE_DTYPES, dtype)) {
+    throw new Error(`${op}: unsupported dtype ${dtype} (supported: ${Object.keys(FILE_DTYPES).join(', ')})`);
   }
+  const fileDType = dtype as FileDType;
   if (!Array.isArray(shape) || !shape.every(isNonNegativeInt)) {
     throw new Error(`${op}: expected shape to be an array of non-negative integers, received ${JSON.stringify(shape)}`);
   }
@@ -68,13 +79,13 @@ function parseEntry(name: string, raw: unknown): HeaderEntry {
   }
   const [begin, end] = offsets as [number, number];
   const numel = hostNumel(shape);
-  const expectedBytes = numel * ITEM_BYTES[hostDType];
+  const expectedBytes = numel * FILE_DTYPES[fileDType].bytes;
   if (end - begin !== expectedBytes) {
     throw new Error(
       `${op}: ${dtype} shape [${shape.join(',')}] needs ${expectedBytes} bytes, data_offsets [${begin},${end}] hold ${end - begin}`,
     );
   }
-  return { name, dtype: hostDType, shape, begin, end };
+  return { name, dtype: fileDType, shape, begin, end };
 }
 
 function parseMetadata(raw: unknown): Record<string, string> {
@@ -151,13 +162,14 @@ function checkLayout(entries: HeaderEntry[], dataBytes: number): HeaderEntry[] {
   return sorted;
 }
 
-/** Copies `bytes` into a fresh, aligned typed array of the given dtype. */
-function typedFromBytes(dtype: HostDType, bytes: Uint8Array): HostTensor['data'] {
+/** Copies `bytes` into a fresh, aligned typed array of the file dtype's host dtype (F16 widened to float32). */
+function typedFromBytes(dtype: FileDType, bytes: Uint8Array): HostTensor['data'] {
   // A fresh copy, not bytes.slice(): on a Node Buffer slice() is a view into a shared pool.
   const copy = new ArrayBuffer(bytes.byteLength);
   new Uint8Array(copy).set(bytes);
-  if (dtype === 'float32') return new Float32Array(copy);
-  if (dtype === 'float64') return new Float64Array(copy);
+  if (dtype === 'F16') return fromFloat16Array(new Uint16Array(copy));
+  if (dtype === 'F32') return new Float32Array(copy);
+  if (dtype === 'F64') return new Float64Array(copy);
   return new BigInt64Array(copy);
 }
 
@@ -172,7 +184,7 @@ export function readSafetensors(bytes: Uint8Array): { tensors: StateDict; metada
   const tensors: StateDict = new Map();
   for (const e of sorted) {
     const data = typedFromBytes(e.dtype, bytes.subarray(dataStart + e.begin, dataStart + e.end));
-    tensors.set(e.name, { dtype: e.dtype, shape: e.shape, data });
+    tensors.set(e.name, { dtype: FILE_DTYPES[e.dtype].host, shape: e.shape, data });
   }
   return { tensors, metadata };
 }
@@ -192,11 +204,21 @@ function checkTensor(name: string, t: HostTensor): void {
   }
 }
 
+/** A tensor's dtype and bytes as the file stores them: as it is, or floats as F16 with `half`. */
+function fileBytes(t: HostTensor, half: boolean): { dtype: FileDType; bytes: Uint8Array } {
+  if (half && t.dtype !== 'int64') {
+    const h = toFloat16Array(t.data as Float32Array | Float64Array);
+    return { dtype: 'F16', bytes: new Uint8Array(h.buffer, h.byteOffset, h.byteLength) };
+  }
+  return { dtype: HOST_TO_DTYPE[t.dtype], bytes: new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength) };
+}
+
 /**
- * Serialises tensors (in the map's order) and optional string metadata. The header is padded with spaces
- * so that the data buffer starts at a multiple of 8 bytes, letting readers view it without copying.
+ * Serialises tensors (in the map's order) and optional string metadata; with `half`, floating-point tensors as F16.
+ * The header is padded with spaces so that the data buffer starts at a multiple of 8 bytes, letting readers view
+ * it without copying.
  */
-export function writeSafetensors(tensors: StateDict, metadata?: Record<string, string>): Uint8Array {
+export function writeSafetensors(tensors: StateDict, metadata?: Record<string, string>, opts: WriteSafetensorsOptions = {}): Uint8Array {
   assertLittleEndianHost('writeSafetensors');
   // No prototype, so that a tensor named '__proto__' is an ordinary key.
   const header: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
@@ -207,10 +229,13 @@ export function writeSafetensors(tensors: StateDict, metadata?: Record<string, s
     header[METADATA_KEY] = metadata;
   }
   let offset = 0;
+  const parts: Uint8Array[] = [];
   for (const [name, t] of tensors) {
     checkTensor(name, t);
-    const end = offset + t.data.byteLength;
-    header[name] = { dtype: HOST_TO_DTYPE[t.dtype], shape: [...t.shape], data_offsets: [offset, end] };
+    const { dtype, bytes } = fileBytes(t, opts.half === true);
+    const end = offset + bytes.byteLength;
+    header[name] = { dtype, shape: [...t.shape], data_offsets: [offset, end] };
+    parts.push(bytes);
     offset = end;
   }
   const json = new TextEncoder().encode(JSON.stringify(header));
@@ -220,9 +245,9 @@ export function writeSafetensors(tensors: StateDict, metadata?: Record<string, s
   out.set(json, 8);
   out.fill(0x20, 8 + json.length, 8 + headerLen);
   let pos = 8 + headerLen;
-  for (const t of tensors.values()) {
-    out.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), pos);
-    pos += t.data.byteLength;
+  for (const bytes of parts) {
+    out.set(bytes, pos);
+    pos += bytes.byteLength;
   }
   return out;
 }
@@ -237,11 +262,35 @@ export function readSafetensorsFile(file: string): { tensors: StateDict; metadat
 }
 
 /**
+ * The header of a file without its data: the metadata and each tensor's file dtype, in header order (a few kB read,
+ * e.g. to name a weights file in a message before it is loaded). The data buffer is not checked.
+ */
+export function readSafetensorsHeader(file: string): { metadata: Record<string, string>; dtypes: Map<string, string> } {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const head = new Uint8Array(8);
+    const got = fs.readSync(fd, head, 0, 8, 0);
+    const len = got === 8 ? new DataView(head.buffer).getBigUint64(0, true) : 0n;
+    // a short file or a length beyond the cap: parseHeader says which; otherwise read the header and no more
+    const n = len <= BigInt(MAX_HEADER_BYTES) ? Number(len) : 0;
+    const bytes = new Uint8Array(8 + n);
+    bytes.set(head.subarray(0, got));
+    const read = n > 0 ? fs.readSync(fd, bytes, 8, n, 8) : 0;
+    const { entries, metadata } = parseHeader(got < 8 || len !== BigInt(n) ? head.subarray(0, got) : bytes.subarray(0, 8 + read));
+    return { metadata, dtypes: new Map(entries.map((e) => [e.name, e.dtype])) };
+  } catch (e) {
+    throw new Error(`${file}: ${(e as Error).message}`, { cause: e });
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
  * Writes atomically: a temporary file in the same folder, flushed to disk, then renamed over `file`,
  * so that a crash leaves either the old file or the new one, never half of one.
  */
-export function writeSafetensorsFile(file: string, tensors: StateDict, metadata?: Record<string, string>): void {
-  const bytes = writeSafetensors(tensors, metadata);
+export function writeSafetensorsFile(file: string, tensors: StateDict, metadata?: Record<string, string>, opts: WriteSafetensorsOptions = {}): void {
+  const bytes = writeSafetensors(tensors, metadata, opts);
   const dir = path.dirname(path.resolve(file));
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Date.now().toString(36)}.tmp`);
   let fd = -1;

@@ -1,11 +1,13 @@
 /**
- * `resnet export --weights W --format onnx|safetensors|pth --out FILE [--opset N]`: writes trained weights in a
- * format other tools read:
+ * `resnet export [--weights W] --format onnx|safetensors|pth --out FILE [--opset N] [--dtype f32|f16]`: writes
+ * trained weights in a format other tools read:
  *  - onnx: the whole model of the weights' spec (any width and class count), opset 13 by default, input `input`
  *    [N,3,32,32] (normalized), output `logits` [N,classes], the spec in the metadata (`model`);
- *  - safetensors: the state dict with the seed's key names (Hugging Face's format);
+ *  - safetensors: the state dict with the seed's key names (Hugging Face's format); with --dtype f16 the
+ *    floating-point tensors in half precision (F16, rounded to nearest even: half the size), int64 ones as they are;
  *  - pth: the state dict in torch.save's zip format; `ResNet18().load_state_dict(torch.load(FILE))` reads it.
- * W is anything `--weights` takes elsewhere (.ckpt, run folder, .pth, .safetensors). Without --format, the
+ * W is anything `--weights` takes elsewhere (.ckpt, run folder, .pth, .safetensors), by default the packaged
+ * weights (src/cli/defaults.ts). Without --format, the
  * extension of --out decides; an extension of another format than --format is refused (a pth in `m.onnx` misleads
  * every tool after it). An existing --out is replaced only with --force, a folder never.
  *
@@ -25,10 +27,13 @@ import { ONNX_DEFAULT_OPSET, exportOnnx, seedStateDictProblems } from '../../int
 import { writePth } from '../../interop/pth-write';
 import { writeSafetensors } from '../../interop/safetensors';
 import { fsErrorWords, writeFileAtomic } from '../../run/atomic';
+import { resolveWeights } from '../defaults';
 
 export type ExportFormat = 'onnx' | 'safetensors' | 'pth';
 const FORMATS: readonly ExportFormat[] = ['onnx', 'safetensors', 'pth'];
 const EXTENSIONS: Record<string, ExportFormat> = { '.onnx': 'onnx', '.safetensors': 'safetensors', '.pth': 'pth', '.pt': 'pth' };
+export type ExportDType = 'f32' | 'f16';
+const DTYPES: readonly ExportDType[] = ['f32', 'f16'];
 
 export interface ExportOptions {
   readonly weights: string;
@@ -39,6 +44,8 @@ export interface ExportOptions {
   readonly opset?: number;
   /** replace an existing file at `out` */
   readonly force?: boolean;
+  /** the floating-point tensors' precision, f32 (default) or f16 (safetensors only) */
+  readonly dtype?: ExportDType;
 }
 
 export interface ExportResult {
@@ -92,7 +99,7 @@ function encode(format: ExportFormat, sd: StateDict, spec: ModelSpec, opts: Expo
     const metadata = { source: path.basename(source), model: JSON.stringify(spec) };
     return exportOnnx(sd, { opset: opts.opset ?? ONNX_DEFAULT_OPSET, spec, metadata });
   }
-  if (format === 'safetensors') return writeSafetensors(sd, { format: 'pt', producer: 'resnet-ts' });
+  if (format === 'safetensors') return writeSafetensors(sd, { format: 'pt', producer: 'resnet-ts' }, { half: opts.dtype === 'f16' });
   return writePth(sd);
 }
 
@@ -113,6 +120,9 @@ function writeError(out: string, err: unknown): Error {
 /** Reads the weights, checks them against the seed's ResNet-18 and writes them in the chosen format. */
 export async function runExport(opts: ExportOptions): Promise<ExportResult> {
   const format = formatOf(opts);
+  if (opts.dtype === 'f16' && format !== 'safetensors') {
+    throw new Error(`export: --dtype f16 is for safetensors only (received --format ${format}); drop --dtype, or write a .safetensors file`);
+  }
   checkOut(opts, format);
   const loaded = await loadWeights(opts.weights);
   const problems = seedStateDictProblems(loaded.stateDict);
@@ -130,15 +140,17 @@ export function registerExport(program: Command): void {
   program
     .command('export')
     .description('write weights as ONNX (the whole model), safetensors or a PyTorch .pth state dict')
-    .requiredOption('--weights <path>', 'checkpoint (.ckpt), run folder, .safetensors or .pth')
+    .option('--weights <path>', 'checkpoint (.ckpt), run folder, .safetensors or .pth (default: the packaged ResNet-18)')
     .requiredOption('--out <file>', 'the file to write')
     .addOption(new Option('--format <format>', 'output format (default: from the --out extension)').choices([...FORMATS]))
     .option('--opset <n>', 'ONNX opset, 13 to 21', intInRange(13, 21), ONNX_DEFAULT_OPSET)
     .option('--force', 'replace --out if it exists')
-    .action(async (o: { weights: string; out: string; format?: ExportFormat; opset: number; force?: boolean }) => {
-      const r = await runExport(o);
+    .addOption(new Option('--dtype <dtype>', 'precision of the floating-point tensors; f16 (half the size) for safetensors only').choices([...DTYPES]).default('f32'))
+    .action(async (o: { weights?: string; out: string; format?: ExportFormat; opset: number; force?: boolean; dtype: ExportDType }) => {
+      const r = await runExport({ ...o, weights: resolveWeights(o.weights) });
       for (const note of r.notes) process.stderr.write(`resnet export: ${note}\n`);
       const mb = (r.bytes / 1e6).toFixed(1);
-      process.stdout.write(`wrote ${r.out} (${r.format}${r.format === 'onnx' ? `, opset ${o.opset}` : ''}, ${mb} MB)\n`);
+      const what = r.format === 'onnx' ? `, opset ${o.opset}` : r.format === 'safetensors' && o.dtype === 'f16' ? ', F16' : '';
+      process.stdout.write(`wrote ${r.out} (${r.format}${what}, ${mb} MB)\n`);
     });
 }
