@@ -1,6 +1,7 @@
 /**
- * `resnet predict FILE_OR_DIR... --weights W [--topk K] [--json] [--lang zh|en] [--batch-size N]`: classify
- * images from the command line; with no files, the seed's interactive loop (ask for a path, print the result, repeat).
+ * `resnet predict FILE_OR_DIR... --weights W [--topk K] [--json] [--lang zh|en] [--batch-size N] [--tta MODE]`:
+ * classify images from the command line; with no files, the seed's interactive loop (ask for a path, print the
+ * result, repeat). --tta flip|flip-shift reports the mean softmax of 2 or 6 views of each image (src/data/tta.ts).
  *
  * What it is: option parsing and output over src/predict (the programmatic API the server uses too).
  * Text results go to stdout, one line per file; errors to stderr (in the interactive loop too). With --json, stdout
@@ -9,11 +10,12 @@
  * stderr, kept below the results as they stream.
  */
 import * as readline from 'node:readline';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { SingleBar } from 'cli-progress';
 import { precisionOption } from '../precision';
 import { intInRange } from '../parse';
 import { loadClassifier, type Classifier } from '../../predict/classifier';
+import { TTA_MODES, type TtaMode } from '../../data/tta';
 import { DEFAULT_BATCH_SIZE, FileResult, Lang, formatResultText, predictPaths, resultToJson } from '../../predict/predict';
 import { interactiveLoop } from '../../predict/interactive';
 
@@ -27,6 +29,8 @@ export interface PredictOptions {
   readonly precision?: string;
   /** files per forward pass (default DEFAULT_BATCH_SIZE); 1 gives the server's numbers bit for bit */
   readonly batchSize?: number;
+  /** test-time augmentation: off (default), flip or flip-shift */
+  readonly tta?: TtaMode;
 }
 
 export interface PredictIo {
@@ -107,7 +111,7 @@ function parseLang(v: string): Lang {
  */
 async function loadOrReport(opts: PredictOptions, io: PredictIo): Promise<Classifier | null> {
   try {
-    return await loadClassifier(opts.weights, { backend: opts.backend, precision: opts.precision });
+    return await loadClassifier(opts.weights, { backend: opts.backend, precision: opts.precision, tta: opts.tta });
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     if (opts.json) io.stdout.write(`${JSON.stringify({ weights: opts.weights, error: message })}\n`);
@@ -152,7 +156,8 @@ export function registerPredict(program: Command): void {
     .option('--lang <zh|en>', 'language of the class names in text output', parseLang, 'zh' as Lang)
     .option('--batch-size <n>', 'images per forward pass over many files (1: the server\'s numbers bit for bit)', intInRange(1), DEFAULT_BATCH_SIZE)
     .addOption(precisionOption('fp32'))
-    .action(async (paths: string[], o: { weights: string; topk: number; json: boolean; lang: Lang; precision: string; batchSize: number }) => {
+    .addOption(new Option('--tta <mode>', 'test-time augmentation: off, flip (2 views) or flip-shift (6 views)').choices(TTA_MODES).default('off'))
+    .action(async (paths: string[], o: { weights: string; topk: number; json: boolean; lang: Lang; precision: string; batchSize: number; tta: TtaMode }) => {
       const backend = program.opts().backend as string | undefined;
       const code = await runPredict(paths, { ...o, backend }, { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr });
       if (code !== 0) process.exitCode = code;
