@@ -27,6 +27,19 @@ export interface BenchOptions {
   log?: (msg: string) => void;
 }
 
+/** Median batch-1 latency (ms) of the folded inference graph of a fresh model: what `bench` runs in a child process. */
+export function runLatency(opts: { backend: Backend; runs?: number; spec?: ModelSpec }): number {
+  const spec = opts.spec ?? SEED_SPEC;
+  const S = spec.inputSize;
+  const model = buildModel(spec, { backend: opts.backend, seed: 0 }).eval();
+  const graph = InferenceGraph.fromStateDict(model.stateDict(), opts.backend);
+  model.dispose();
+  const x1 = randomBatch(1, spec, new Rng(1)).x;
+  const { latencyMs } = timeInference((d, n) => { graph.forward(d, [n, 3, S, S]); }, x1, 1, x1, 1, opts.runs ?? 50);
+  graph.dispose();
+  return latencyMs;
+}
+
 export interface BenchResult {
   backend: string;
   backend_detail: string;
@@ -40,7 +53,13 @@ export interface BenchResult {
   train_img_s: number;
   train_step_ms: number;
   infer_img_s: number;
+  /**
+   * batch 1 through the folded graph, in this process: OpenMP's throughput profile (sleeping threads), as training
+   * runs; the CLI replaces it with the figure of a process in the latency profile that predict and serve use, and keeps
+   * this one as latency_ms_b1_throughput_profile
+   */
   latency_ms_b1: number;
+  latency_ms_b1_throughput_profile?: number;
   /** the same through the training graph in eval mode (batch norm, add and ReLU as kernels of their own) */
   infer_img_s_unfused: number;
   latency_ms_b1_unfused: number;

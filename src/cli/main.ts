@@ -11,6 +11,7 @@ import { registerEval } from './commands/eval';
 import { registerPredict } from './commands/predict';
 import { registerServe } from './commands/serve';
 import { registerExport } from './commands/export';
+import { setOpenMpProfile, type OpenMpProfile } from '../backend/native';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -30,8 +31,20 @@ export function buildProgram(): Command {
   return program;
 }
 
+/** Subcommands whose work is single images on demand: they run OpenMP in its latency profile (binding.ts). */
+const LATENCY_COMMANDS = new Set(['predict', 'serve']);
+
+/** The OpenMP profile a command line runs in (argv as process.argv: node, script, arguments). */
+export function openMpProfileFor(argv: readonly string[]): OpenMpProfile {
+  const args = argv.slice(2);
+  const sub = args.find((a, i) => !a.startsWith('-') && args[i - 1] !== '--backend');
+  const latency = sub !== undefined && (LATENCY_COMMANDS.has(sub) || (sub === 'bench' && args.includes('--latency-only')));
+  return latency ? 'latency' : 'throughput';
+}
+
 /** Runs the CLI; resolves to the process exit code. */
 export async function main(argv: string[]): Promise<number> {
+  setOpenMpProfile(openMpProfileFor(argv));
   const program = buildProgram();
   try {
     await program.parseAsync(argv);

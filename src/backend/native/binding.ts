@@ -148,7 +148,38 @@ let loaded: { ok: true; addon: NativeAddon } | { ok: false; reason: string } | u
  * addon loads it, hence before the require.
  */
 function setOpenMpDefaults(): void {
-  if (process.env.OMP_WAIT_POLICY === undefined) process.env.OMP_WAIT_POLICY = 'passive';
+  if (process.env.OMP_WAIT_POLICY !== undefined) return;
+  if (profile === 'throughput') process.env.OMP_WAIT_POLICY = 'passive';
+  else if (process.env.GOMP_SPINCOUNT === undefined) process.env.GOMP_SPINCOUNT = String(LATENCY_SPINCOUNT);
+}
+
+/**
+ * How long an idle thread spins in the latency profile, in libgomp's spin iterations: long enough to bridge the gap
+ * between two layers of a batch-1 forward pass, short enough that a spinning thread does not starve a busy machine's
+ * other work (measured: README "Speed").
+ */
+export const LATENCY_SPINCOUNT = 10000;
+
+/**
+ * throughput: the default above (sleeping threads), for training and batch work. latency: an idle thread spins for
+ * LATENCY_SPINCOUNT iterations before it sleeps, for predict and serve, where a batch-1 forward pass is a few
+ * milliseconds and waking sleeping threads for each of its ~20 layers costs as much again. libgomp's own default
+ * (300,000 iterations) is faster still on an idle machine but ruinous on a busy one (136 ms against 15 ms measured
+ * beside a training run). It must be chosen before the addon loads (libgomp reads the setting once).
+ */
+export type OpenMpProfile = 'throughput' | 'latency';
+let profile: OpenMpProfile = 'throughput';
+
+/** Chooses the profile for this process; false (and no change) when the addon is already loaded. */
+export function setOpenMpProfile(p: OpenMpProfile): boolean {
+  if (loaded !== undefined) return false;
+  profile = p;
+  return true;
+}
+
+/** The profile in effect, and what libgomp was given ("default" when left to libgomp). */
+export function openMpSetting(): { profile: OpenMpProfile; waitPolicy: string; spinCount: string } {
+  return { profile, waitPolicy: process.env.OMP_WAIT_POLICY ?? 'default', spinCount: process.env.GOMP_SPINCOUNT ?? 'default' };
 }
 
 /** Loads the addon from the first existing path; never throws (exported for tests of the failure message). */

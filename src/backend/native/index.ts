@@ -20,7 +20,8 @@ import {
   type Handle, type NativeAddon, type NativeConvChoices, type NativeMemoryStats, loadAddon, tryLoadAddon,
 } from './binding';
 
-export type { NativeConvChoice, NativeConvChoices, NativeMemoryStats } from './binding';
+export type { NativeConvChoice, NativeConvChoices, NativeMemoryStats, OpenMpProfile } from './binding';
+export { openMpSetting, setOpenMpProfile } from './binding';
 
 /**
  * How convolutions pick their algorithm (native/conv_select.h): `benchmark` (default) measures the candidates
