@@ -6,6 +6,9 @@
  * recognised by their first bytes, whatever the extension. The state dict then gets the same treatment whatever
  * its source: a `module.` prefix on every key (nn.DataParallel) is removed, float64 tensors become float32; each
  * is said in `notes`. Key names are not otherwise touched: the seed's names are ours.
+ * A checkpoint of a run that kept a moving average of its weights (`train --ema`) holds both the raw weights and
+ * the average: the average is read by default (it is what the run evaluated and ranked best), with a note
+ * "EMA weights (decay D)"; the option `{ ema: false }` reads the raw weights instead.
  *
  * What it is not: the check that the keys and shapes fit the model; `Module.loadStateDict(sd, { strict: true })`
  * lists missing, unexpected and mis-shaped keys by name.
@@ -33,6 +36,11 @@ export interface LoadedWeights {
    * specForWeights checks it against the shapes, or infers one when there is none (.pth, .safetensors).
    */
   spec?: Record<string, unknown>;
+}
+
+export interface LoadWeightsOptions {
+  /** a checkpoint holding a moving average of the weights: read the average (true, the default) or the raw weights */
+  ema?: boolean;
 }
 
 const DATA_PARALLEL_PREFIX = 'module.';
@@ -94,10 +102,19 @@ function toFloat32(sd: StateDict, notes: string[]): StateDict {
   return out;
 }
 
-async function readAny(file: string, format: WeightsFormat, notes: string[]): Promise<{ sd: StateDict; spec?: Record<string, unknown> }> {
+async function readAny(
+  file: string, format: WeightsFormat, notes: string[], opts: LoadWeightsOptions,
+): Promise<{ sd: StateDict; spec?: Record<string, unknown> }> {
   if (format === 'checkpoint') {
     const c = await readCheckpointFile(file);
-    return { sd: c.model, spec: c.spec };
+    if (!c.ema) return { sd: c.model, spec: c.spec };
+    const what = `decay ${c.ema.decay}, ${c.ema.updates} updates`;
+    if (opts.ema === false) {
+      notes.push(`raw weights (the checkpoint also holds EMA weights, ${what}, not used)`);
+      return { sd: c.model, spec: c.spec };
+    }
+    notes.push(`EMA weights (${what}): the checkpoint's moving average of the weights, used by default`);
+    return { sd: c.ema.state, spec: c.spec };
   }
   try {
     if (format === 'safetensors') return { sd: readSafetensorsFile(file).tensors };
@@ -111,12 +128,12 @@ async function readAny(file: string, format: WeightsFormat, notes: string[]): Pr
 }
 
 /** Reads the weights `--weights` names: a .ckpt, a run folder, a .pth or a .safetensors file. */
-export async function loadWeights(weightsPath: string): Promise<LoadedWeights> {
+export async function loadWeights(weightsPath: string, opts: LoadWeightsOptions = {}): Promise<LoadedWeights> {
   const notes: string[] = [];
   const file = resolveWeightsPath(weightsPath, (m) => notes.push(m));
   if (file !== weightsPath) notes.push(`${weightsPath} resolved to ${file}`);
   const format = sniffWeightsFormat(file);
-  const raw = await readAny(file, format, notes);
+  const raw = await readAny(file, format, notes, opts);
   const stateDict = toFloat32(stripDataParallel(raw.sd, notes), notes);
   return { stateDict, format, path: file, notes, ...(raw.spec !== undefined ? { spec: raw.spec } : {}) };
 }

@@ -8,7 +8,8 @@
  *   16  uint64   total file size in bytes (catches truncation before anything else is read)
  *   24  uint64   metadata length M
  *   32  M bytes  metadata: UTF-8 JSON (epoch, step, config, optimizer name/hyper/state, rng, ... and a table
- *                of tensors per named StateDict: name, dtype, shape, offset, bytes)
+ *                of tensors per named StateDict: name, dtype, shape, offset, bytes; the StateDicts are `model`,
+ *                `optimizer.buffers` and, in a run that keeps a moving average of its weights, `ema`)
  *   ..  zero padding to a multiple of 8
  *   ..  tensor data, each tensor at an 8-byte-aligned offset from the data start, raw LE element bytes
  *   end-32       SHA-256 of every byte before it
@@ -17,7 +18,8 @@
  *
  * What it is not: a PyTorch/safetensors file (see src/interop for those), or a streaming format (a checkpoint
  * is encoded in memory: ResNet-18 with momentum buffers is ~90 MB).
- * Every file carries a checksum, verified on load. References: FIPS 180-4 (SHA-256, via node:crypto).
+ * Every file carries a checksum, verified on load. A reader that predates a StateDict skips its table (an older
+ * build reads a checkpoint with an `ema` table as one without). References: FIPS 180-4 (SHA-256, via node:crypto).
  */
 import { createHash } from 'node:crypto';
 import * as os from 'node:os';
@@ -41,7 +43,14 @@ export interface Checkpoint {
    * weights are read); checkpoints written before it was recorded lack it and get it inferred from their shapes.
    */
   spec?: Record<string, unknown>;
+  /**
+   * The exponential moving average of the weights (train/ema.ts), when the run keeps one: its decay, the updates
+   * done, and the averaged state dict (the model's keys and shapes, float32 as `model`).
+   */
+  ema?: CheckpointEma;
 }
+
+export interface CheckpointEma { decay: number; updates: number; state: StateDict }
 
 /** A checkpoint that cannot be used: `file` names it, `reason` says what is wrong with it. */
 export class CheckpointCorruptError extends Error {
@@ -132,15 +141,22 @@ function checkCounters(c: Checkpoint): void {
   }
 }
 
+/** The named StateDicts of a checkpoint, in file order. */
+export function stateDictsOf(c: Checkpoint): [string, StateDict][] {
+  const dicts: [string, StateDict][] = [['model', c.model], ['optimizer.buffers', c.optimizer.buffers]];
+  if (c.ema) dicts.push(['ema', c.ema.state]);
+  return dicts;
+}
+
 /** Serializes a checkpoint to the bytes of a complete file. */
 export function encodeCheckpoint(c: Checkpoint): Uint8Array {
   requireLittleEndian('encodeCheckpoint');
   checkCounters(c);
-  const dicts: [string, StateDict][] = [['model', c.model], ['optimizer.buffers', c.optimizer.buffers]];
+  const dicts = stateDictsOf(c);
   const { table, dataBytes } = tensorTable(dicts);
-  const { model: _m, optimizer, ...rest } = c;
+  const { model: _m, optimizer, ema, ...rest } = c;
   const opt = { name: optimizer.name, hyper: optimizer.hyper, state: optimizer.state };
-  const meta = { ...rest, optimizer: opt, tensors: table, dataBytes };
+  const meta = { ...rest, optimizer: opt, ...(ema ? { ema: { decay: ema.decay, updates: ema.updates } } : {}), tensors: table, dataBytes };
   const json = Buffer.from(JSON.stringify(meta, jsonReplacer), 'utf8');
   const dataStart = align8(HEADER + json.length);
   const total = dataStart + dataBytes + HASH;
@@ -234,6 +250,10 @@ export function decodeCheckpoint(bytes: Uint8Array, name: string): Checkpoint {
       config: meta.config as Record<string, unknown>,
     };
     if (opt.state !== undefined) c.optimizer.state = opt.state;
+    const ema = meta.ema as { decay: number; updates: number } | undefined;
+    const emaState = dicts.get('ema');
+    if ((ema === undefined) !== (emaState === undefined)) throw new Error('the ema metadata and its tensor table come together; one is missing');
+    if (ema && emaState) c.ema = { decay: ema.decay, updates: ema.updates, state: emaState };
     for (const k of ['rng', 'datasetFingerprint', 'metrics', 'env', 'trainer', 'spec'] as const) {
       if (meta[k] !== undefined) (c as unknown as Record<string, unknown>)[k] = meta[k];
     }

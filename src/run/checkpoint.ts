@@ -16,14 +16,13 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
-import type { StateDict } from '../tensor/host';
 import { writeFileAtomic, tempFilePid, tempFileTarget } from './atomic';
-import { Checkpoint, CheckpointCorruptError, decodeCheckpoint, encodeCheckpoint, firstNonFinite } from './checkpoint-format';
+import { Checkpoint, CheckpointCorruptError, decodeCheckpoint, encodeCheckpoint, firstNonFinite, stateDictsOf } from './checkpoint-format';
 
 export {
   CHECKPOINT_MAGIC, CheckpointCorruptError, decodeCheckpoint, encodeCheckpoint, isFiniteStateDict, firstNonFinite,
 } from './checkpoint-format';
-export type { Checkpoint } from './checkpoint-format';
+export type { Checkpoint, CheckpointEma } from './checkpoint-format';
 
 export const CHECKPOINT_DIR = 'checkpoints';
 export const POINTER_FILE = 'latest.json';
@@ -96,7 +95,7 @@ export interface SaveOptions {
 }
 
 function refuseNonFinite(c: Checkpoint): void {
-  for (const [what, sd] of [['model', c.model], ['optimizer.buffers', c.optimizer.buffers]] as [string, StateDict][]) {
+  for (const [what, sd] of stateDictsOf(c)) {
     const bad = firstNonFinite(sd);
     if (bad !== null) {
       const why = `${what}.${bad} holds NaN or Inf (training diverged)`;

@@ -103,9 +103,13 @@ function isRunFile(target: string): boolean {
   return isCheckpointFile(target) || target === BEST_TEXT || target === BEST_JSON;
 }
 
-/** The accuracy by which an epoch was ranked: validation when the run had a validation split, else test. */
+/**
+ * The accuracy by which an epoch was ranked: validation when the run had a validation split, else test; that of the
+ * moving average of the weights when the run kept one (train --ema).
+ */
 function rankedAcc(c: Checkpoint): number | undefined {
-  return c.metrics?.val_acc ?? c.metrics?.test_acc;
+  const m = c.metrics;
+  return m?.ema_val_acc ?? m?.ema_test_acc ?? m?.val_acc ?? m?.test_acc;
 }
 
 /** True when `c` is a complete epoch, committed (epoch <= done), that scored exactly `bestAcc`. */

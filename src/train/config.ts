@@ -10,8 +10,12 @@
  *       epochs to pass the seed's 88.54% (README "Training" has both curves).
  * Precision: seed fp32 (the tutorial's numbers), fast auto (bf16 mixed precision where the CPU has AVX512_BF16 or
  * AMX-BF16, fp32 elsewhere).
+ * Evaluation: both recipes keep no moving average of the weights by default (`--ema 0`; ema.ts says what a decay
+ * does); fast also reports the test accuracy with flip test-time augmentation each epoch (`--tta-eval flip`), which
+ * costs one more forward pass over the test set and changes nothing in the training.
  */
 import type { PrecisionChoice } from '../backend/precision';
+import { TTA_MODES, type TtaMode } from '../data/tta';
 import { checkSgdOptions } from '../nn/optim';
 
 export type ScheduleName = 'constant' | 'cosine' | 'onecycle' | 'linear';
@@ -46,18 +50,22 @@ export interface TrainConfig {
   baseWidth: number;
   /** fp32, bf16 or auto; what it resolved to on the machine is in run.json and each checkpoint's env */
   precision: PrecisionChoice;
+  /** decay of the exponential moving average of the weights, updated after every step (0: none; ema.ts) */
+  ema: number;
+  /** the per-epoch test evaluation also with test-time augmentation (off, flip, flip-shift; data/tta.ts) */
+  ttaEval: TtaMode;
 }
 
 export const RECIPES: Record<'seed' | 'fast', TrainConfig> = {
   seed: {
     recipe: 'seed', epochs: 200, batchSize: 128, lr: 0.001, momentum: 0.9, weightDecay: 5e-4, nesterov: false,
     labelSmoothing: 0, schedule: 'constant', warmupFraction: 0.25, decayNormBias: true, seed: 0, valSplit: 0, crop: true,
-    flip: true, cutout: 0, baseWidth: 64, precision: 'fp32',
+    flip: true, cutout: 0, baseWidth: 64, precision: 'fp32', ema: 0, ttaEval: 'off',
   },
   fast: {
     recipe: 'fast', epochs: 5, batchSize: 128, lr: 0.1, momentum: 0.9, weightDecay: 5e-4, nesterov: true,
     labelSmoothing: 0.2, schedule: 'linear', warmupFraction: 0.2, decayNormBias: false, seed: 0, valSplit: 0,
-    crop: true, flip: true, cutout: 0, baseWidth: 64, precision: 'auto',
+    crop: true, flip: true, cutout: 0, baseWidth: 64, precision: 'auto', ema: 0, ttaEval: 'flip',
   },
 };
 
@@ -67,10 +75,13 @@ export const RECIPES: Record<'seed' | 'fast', TrainConfig> = {
  */
 export const DEFAULT_KEEP_LAST = 5;
 
-/** Fields that change the computation: a resumed run must agree on all of them (epochs may grow). */
+/**
+ * Fields that change the computation: a resumed run must agree on all of them (epochs may grow). `ema` is one: the
+ * average is part of what a run computes (and checkpoints). `ttaEval` is not: it only adds figures to each epoch.
+ */
 export const RESUME_KEYS: (keyof TrainConfig)[] = [
   'batchSize', 'lr', 'momentum', 'weightDecay', 'nesterov', 'labelSmoothing', 'schedule', 'warmupFraction', 'decayNormBias',
-  'seed',
+  'seed', 'ema',
   'valSplit', 'limit', 'testLimit', 'crop', 'flip', 'cutout', 'baseWidth', 'epochs',
 ];
 
@@ -93,6 +104,12 @@ export function validateConfig(c: TrainConfig): void {
   if (!(Number.isFinite(c.warmupFraction) && c.warmupFraction >= 0 && c.warmupFraction < 1)) {
     throw new Error(`train: --warmup-fraction must be a fraction in [0, 1), received ${c.warmupFraction}`);
   }
+  if (!(Number.isFinite(c.ema) && c.ema >= 0 && c.ema < 1)) {
+    throw new Error(`train: --ema must be a decay in [0, 1) (0: no moving average), received ${c.ema}`);
+  }
+  if (!TTA_MODES.includes(c.ttaEval)) {
+    throw new Error(`train: --tta-eval must be one of ${TTA_MODES.join(', ')}, received ${c.ttaEval}`);
+  }
   for (const k of ['limit', 'testLimit'] as const) {
     const v = c[k];
     if (v !== undefined && !(Number.isInteger(v) && v > 0)) throw new Error(`train: --${flag(k)} must be a positive integer, received ${v}`);
@@ -104,8 +121,8 @@ export function flag(k: string): string {
   return k.replace(/[A-Z]/g, (m) => `-${m.toLowerCase()}`);
 }
 
-/** What a checkpoint written before a field existed did, for fields added later (decay on every parameter). */
-const BEFORE_FIELD: Partial<Record<keyof TrainConfig, unknown>> = { decayNormBias: true };
+/** What a checkpoint written before a field existed did, for fields added later (decay on every parameter, no EMA). */
+const BEFORE_FIELD: Partial<Record<keyof TrainConfig, unknown>> = { decayNormBias: true, ema: 0 };
 
 /** Differences between a checkpoint's config and this run's, as "field: was → now" lines. */
 export function configDifferences(saved: Record<string, unknown>, now: TrainConfig): string[] {

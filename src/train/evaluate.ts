@@ -1,10 +1,16 @@
 /**
  * Evaluation: mean cross-entropy, accuracy, per-class accuracy and the confusion matrix of a model on a split, in eval
- * mode and without autograd. Used after every training epoch and by `resnet eval`.
+ * mode and without autograd; optionally also the accuracy and loss with test-time augmentation (data/tta.ts). Used
+ * after every training epoch (evaluateEpoch: the test split, the validation split, each with the raw weights and,
+ * when the run keeps one, the moving average of the weights) and by `resnet eval`.
  */
 import type { Module } from '../nn/module';
 import { Tensor, crossEntropy, noGrad, tidy } from '../tensor';
 import type { Loader } from '../data/loader';
+import { ttaProbabilities, type TtaMode } from '../data/tta';
+
+/** The smallest positive float32 (2^-149): a TTA probability that underflowed to 0 counts as this (loss ≈ 103.3). */
+const MIN_PROBABILITY = 2 ** -149;
 
 export interface EvalResult {
   n: number;
@@ -13,15 +19,29 @@ export interface EvalResult {
   perClassAcc: number[];
   /** confusion[true][predicted] counts */
   confusion: number[][];
+  /**
+   * With a TTA mode other than off: the accuracy of the argmax of the views' mean softmax, and the mean over the
+   * images of −log of that mean probability at the true class.
+   */
+  tta?: { mode: TtaMode; loss: number; acc: number };
 }
 
-export async function evaluate(model: Module, loader: Loader, numClasses: number): Promise<EvalResult> {
+export interface EvaluateOptions {
+  /** also classify with test-time augmentation (default off) */
+  tta?: TtaMode;
+}
+
+export async function evaluate(model: Module, loader: Loader, numClasses: number, opts: EvaluateOptions = {}): Promise<EvalResult> {
   const wasTraining = model.training;
   model.eval();
+  const tta = opts.tta ?? 'off';
   const confusion = Array.from({ length: numClasses }, () => new Array<number>(numClasses).fill(0));
   let lossSum = 0;
   let n = 0;
+  const aug = { lossSum: 0, correct: 0 };
   const be = model.backend;
+  const logitsOf = (x: Float32Array, count: number): Float32Array | Float64Array =>
+    noGrad(() => tidy(() => model.forward(Tensor.fromArray(x, [count, 3, 32, 32], be)).toArray()));
   try {
     for await (const b of loader.batches(0)) {
       const { loss, logits } = noGrad(() => tidy(() => {
@@ -34,6 +54,13 @@ export async function evaluate(model: Module, loader: Loader, numClasses: number
       for (let i = 0; i < b.n; i++) {
         confusion[b.y[i]][argmaxRow(logits, i, numClasses)]++;
       }
+      if (tta === 'off') continue;
+      // the first view is the batch itself (ttaViews' order): its logits are the ones just computed
+      const p = ttaProbabilities((v) => (v === b.x ? logits : logitsOf(v, b.n)), b.x, [b.n, 3, 32, 32], numClasses, tta);
+      for (let i = 0; i < b.n; i++) {
+        if (argmaxRow(p, i, numClasses) === b.y[i]) aug.correct++;
+        aug.lossSum -= Math.log(Math.max(p[i * numClasses + b.y[i]], MIN_PROBABILITY));
+      }
     }
   } finally {
     model.train(wasTraining);
@@ -43,7 +70,49 @@ export async function evaluate(model: Module, loader: Loader, numClasses: number
     const total = row.reduce((a, v) => a + v, 0);
     return total ? row[i] / total : NaN;
   });
-  return { n, loss: n ? lossSum / n : NaN, acc: n ? correct / n : NaN, perClassAcc, confusion };
+  const result: EvalResult = { n, loss: n ? lossSum / n : NaN, acc: n ? correct / n : NaN, perClassAcc, confusion };
+  if (tta !== 'off') result.tta = { mode: tta, loss: n ? aug.lossSum / n : NaN, acc: n ? aug.correct / n : NaN };
+  return result;
+}
+
+/** The evaluations after a training epoch; `metrics` holds their figures under the names metrics.jsonl uses. */
+export interface EpochEvaluation {
+  test: EvalResult;
+  val: EvalResult | null;
+  /** the same with the moving average of the weights, when the run keeps one */
+  emaTest: EvalResult | null;
+  emaVal: EvalResult | null;
+  /**
+   * test_loss, test_acc, [test_loss_tta, test_acc_tta], [val_loss, val_acc], and with an EMA the same prefixed
+   * `ema_`: ema_test_loss, ema_test_acc, [ema_test_loss_tta, ema_test_acc_tta], [ema_val_loss, ema_val_acc].
+   * TTA is for the test split only: the validation split chooses between runs by the plain accuracy.
+   */
+  metrics: Record<string, number>;
+}
+
+/** Evaluates the test (and validation) split with the raw weights and, when given, with the EMA weights. */
+export async function evaluateEpoch(
+  models: { raw: Module; ema: Module | null }, loaders: { test: Loader; val: Loader | null }, numClasses: number, tta: TtaMode,
+): Promise<EpochEvaluation> {
+  const metrics: Record<string, number> = {};
+  const run = async (model: Module, prefix: string): Promise<[EvalResult, EvalResult | null]> => {
+    const test = await evaluate(model, loaders.test, numClasses, { tta });
+    metrics[`${prefix}test_loss`] = test.loss;
+    metrics[`${prefix}test_acc`] = test.acc;
+    if (test.tta) {
+      metrics[`${prefix}test_loss_tta`] = test.tta.loss;
+      metrics[`${prefix}test_acc_tta`] = test.tta.acc;
+    }
+    const val = loaders.val ? await evaluate(model, loaders.val, numClasses) : null;
+    if (val) {
+      metrics[`${prefix}val_loss`] = val.loss;
+      metrics[`${prefix}val_acc`] = val.acc;
+    }
+    return [test, val];
+  };
+  const [test, val] = await run(models.raw, '');
+  const [emaTest, emaVal] = models.ema ? await run(models.ema, 'ema_') : [null, null];
+  return { test, val, emaTest, emaVal, metrics };
 }
 
 /** The predicted class of row i of row-major logits [N,C] (the first maximum, as torch.argmax). */

@@ -2,6 +2,7 @@
  * The run log of one training process: the three places a run reports to (TensorBoard event files, metrics.jsonl
  * and the console), behind one object, so that the training loop says what happened once and each sink records it.
  *
+ * Also here: the epoch's summary line for the console (epochSummary).
  * What it is not: the progress bar (progress.ts draws the current epoch) or the checkpoints (run/checkpoint.ts).
  * Each sink's own failures are its own matter: a log that cannot be written warns once and stops, training goes on.
  */
@@ -62,4 +63,23 @@ export class RunLog {
     this.events.close();
     this.metrics.close();
   }
+}
+
+/**
+ * The console line closing an epoch, from its metrics record: train, test (with its TTA accuracy when evaluated),
+ * val, the same for the EMA weights when the run keeps them, lr, time, and whether it is the best epoch so far, e.g.
+ * `epoch 3/5: train loss 0.9 acc 70.00% | test loss 0.8 acc 72.00% (tta 73.10%) | ema test loss ... | lr 0.05 | 96 s`.
+ */
+export function epochSummary(epoch: number, epochs: number, r: Record<string, number>, best: boolean): string {
+  const pct = (v: number) => `${(100 * v).toFixed(2)}%`;
+  const part = (prefix: string, split: string): string => {
+    const loss = r[`${prefix}${split}_loss`];
+    if (loss === undefined) return '';
+    const tta = r[`${prefix}${split}_acc_tta`];
+    const name = `${prefix ? 'ema ' : ''}${split}`;
+    return ` | ${name} loss ${loss.toFixed(4)} acc ${pct(r[`${prefix}${split}_acc`])}${tta === undefined ? '' : ` (tta ${pct(tta)})`}`;
+  };
+  return `epoch ${epoch}/${epochs}: train loss ${r.train_loss.toFixed(4)} acc ${pct(r.train_acc)}` +
+    part('', 'test') + part('', 'val') + part('ema_', 'test') + part('ema_', 'val') +
+    ` | lr ${r.lr.toPrecision(3)} | ${r.seconds.toFixed(0)} s${best ? ' | best' : ''}`;
 }

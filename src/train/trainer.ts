@@ -4,7 +4,12 @@
  * a run of hours or days needs: exact resume, TensorBoard and metrics.jsonl logs, SIGINT/SIGTERM handling, NaN
  * detection, and a lock on the run folder. Read top to bottom: train (lock, signals), run (set-up, resume, the
  * epoch loop), trainEpoch (the steps), endEpoch (evaluation, logs, checkpoint). The step itself is step.ts; the
- * logs are behind run-log.ts; the NaN/Inf checks that end a run as diverged are divergence.ts.
+ * logs are behind run-log.ts; the NaN/Inf checks that end a run as diverged are divergence.ts; the moving average
+ * of the weights (`--ema`) is ema.ts, the per-epoch evaluations (raw and EMA weights, TTA) evaluate.ts.
+ *
+ * With an EMA, each epoch is also evaluated with the averaged weights (in a second model of the same spec), and the
+ * best epoch (best.ckpt, best_acc.txt) is ranked by the EMA's accuracy: the average is the model the run delivers,
+ * and what loadWeights reads from its checkpoints by default.
  *
  * Determinism: initial weights come from `seed`, the data order and augmentation of epoch e from (seed, e), and the
  * learning rate from the global step, so a run interrupted at any step and resumed continues bit for bit.
@@ -22,20 +27,21 @@ import { SEED_SPEC, buildModel, type ModelSpec } from '../models';
 import type { ResNet } from '../models/resnet';
 import { describeLoad } from '../nn/module';
 import { noDecayNames, SGD } from '../nn/optim';
-import { Tensor } from '../tensor';
+import { Tensor, type StateDict } from '../tensor';
 import {
   NoCheckpointError, isFiniteStateDict, loadLatestCheckpoint, saveCheckpoint, writeBestAccuracy, type Checkpoint,
   type LoadedCheckpoint,
 } from '../run/checkpoint';
 import { DivergedError, assertFiniteInput, assertFiniteLoss, assertFiniteState } from './divergence';
 import { DEFAULT_KEEP_LAST, configDifferences, validateConfig, type TrainConfig } from './config';
-import { argmaxRow, evaluate, type EvalResult } from './evaluate';
+import { argmaxRow, evaluateEpoch } from './evaluate';
+import { emaForRun, type WeightEma } from './ema';
 import { acquireRunLock } from '../run/lock';
 import { Progress } from './progress';
 import { claimForNewRun, removeEmptyFolders, repairOnResume, resumesOut } from '../run/run-folder';
 import { saveRunInfo } from '../run/run-info';
 import { learningRate } from './schedule';
-import { RunLog } from './run-log';
+import { RunLog, epochSummary } from './run-log';
 import { trainStep } from './step';
 import { installStopSignals, throughPollPhase, type StopSignals } from './signals';
 
@@ -76,8 +82,13 @@ export interface TrainResult {
   epochsDone: number;
   step: number;
   bestAcc: number;
-  history: { epoch: number; train_loss: number; train_acc: number; test_loss: number; test_acc: number; lr: number; seconds: number }[];
+  /** per epoch: these figures and those of the epoch's metrics record (val_*, *_tta, ema_*), when it has them */
+  history: HistoryRow[];
 }
+
+export type HistoryRow = {
+  epoch: number; train_loss: number; train_acc: number; test_loss: number; test_acc: number; lr: number; seconds: number;
+} & Record<string, number>;
 
 export { DivergedError };
 
@@ -128,6 +139,8 @@ interface Session {
   precision: Precision; data: CifarData; spec: ModelSpec; numClasses: number;
   trainLoader: Loader; testLoader: Loader; valLoader: Loader | null;
   model: ResNet; opt: SGD; totalSteps: number; keepLast: number | undefined;
+  /** the moving average of the weights (cfg.ema > 0) and the model it is evaluated in (built at the first epoch end) */
+  ema: WeightEma | null; emaModel: ResNet | null;
   state: RunState; history: TrainResult['history'];
   /** the clock (ms) and the current epoch's start on it */
   now: () => number; epochStart: number;
@@ -138,7 +151,8 @@ async function run(
 ): Promise<TrainResult> {
   const s = await setUp(opts, cfg, log, warn, stop);
   if (opts.weights) await initFromWeights(s.model, opts.weights, log);
-  if (opts.resume) await resumeRun(s);
+  const fromCheckpoint = opts.resume ? await resumeRun(s) : null;
+  s.ema = emaForRun(s.model, cfg.ema, fromCheckpoint, warn);
   const { state } = s;
   if (state.epoch >= cfg.epochs) {
     // nothing to train: no resume record, no event file, and no "epochs 5..4"
@@ -187,7 +201,7 @@ async function setUp(
   });
   const now = opts.clock ?? (() => performance.now());
   return {
-    opts, cfg, log, warn, stop, precision, data, spec, numClasses, trainLoader, testLoader, valLoader, model, opt,
+    opts, cfg, log, warn, stop, precision, data, spec, numClasses, trainLoader, testLoader, valLoader, model, opt, ema: null, emaModel: null,
     totalSteps: cfg.epochs * trainLoader.numBatches,
     keepLast: opts.keepLast === 0 ? undefined : (opts.keepLast ?? DEFAULT_KEEP_LAST),
     state: { epoch: 0, step: 0, bestAcc: -1, batchInEpoch: 0, epochSeconds: 0, acc: { lossSum: 0, correct: 0, seen: 0, batches: 0 } },
@@ -201,10 +215,15 @@ async function release(s: Session): Promise<void> {
   await s.valLoader?.close();
   s.opt.dispose();
   s.model.dispose();
+  s.ema?.dispose();
+  s.emaModel?.dispose();
 }
 
-/** Loads the checkpoint to resume from, repairs the run folder around it and says when the precision changes. */
-async function resumeRun(s: Session): Promise<void> {
+/**
+ * Loads the checkpoint to resume from, repairs the run folder around it and says when the precision changes.
+ * Resolves to the checkpoint's moving average (undefined: none in it; null: no checkpoint, a new run).
+ */
+async function resumeRun(s: Session): Promise<Checkpoint['ema'] | null> {
   const loaded = await resumeFrom(s);
   const { opts, state } = s;
   if (loaded && resumesOut(opts.out, opts.resume)) {
@@ -212,6 +231,7 @@ async function resumeRun(s: Session): Promise<void> {
   }
   const before = loaded?.checkpoint.env?.precision ?? 'fp32'; // checkpoints before --precision were fp32
   if (loaded && before !== s.precision) s.warn(`the run so far trained in ${before}; it continues in ${s.precision}`);
+  return loaded ? loaded.checkpoint.ema : null;
 }
 
 /** The epoch loop, from the state's epoch to the last; ends completed, interrupted (checkpoint saved) or diverged. */
@@ -262,6 +282,7 @@ async function trainEpoch(s: Session, runLog: RunLog, epochNo: number): Promise<
     opt.lr = learningRate(cfg.schedule, cfg.lr, state.step, s.totalSteps, cfg.warmupFraction);
     const r = stepOnBatch(model, opt, batch, cfg.labelSmoothing);
     assertFiniteLoss(r.loss, epochNo, state.step, opts.out);
+    s.ema?.update();
     state.step++;
     state.batchInEpoch++;
     state.acc.lossSum += r.loss * batch.n;
@@ -286,23 +307,34 @@ async function endEpoch(s: Session, runLog: RunLog, epochNo: number): Promise<vo
   const { state, model, opt } = s;
   const trainLoss = state.acc.lossSum / state.acc.seen;
   const trainAcc = state.acc.correct / state.acc.seen;
-  const test = await evaluate(model, s.testLoader, s.numClasses);
-  const valRes = s.valLoader ? await evaluate(model, s.valLoader, s.numClasses) : null;
+  const emaState = s.ema?.stateDict() ?? null;
+  const ev = await evaluateEpoch({ raw: model, ema: emaState ? emaModelWith(s, emaState) : null },
+    { test: s.testLoader, val: s.valLoader }, s.numClasses, s.cfg.ttaEval);
   const seconds = epochElapsed(s);
-  const record = { train_loss: trainLoss, train_acc: trainAcc, test_loss: test.loss, test_acc: test.acc, lr: opt.lr, seconds,
-    ...(valRes ? { val_loss: valRes.loss, val_acc: valRes.acc } : {}) };
-  s.history.push({ epoch: epochNo, train_loss: trainLoss, train_acc: trainAcc, test_loss: test.loss, test_acc: test.acc, lr: opt.lr, seconds });
+  const m = ev.metrics;
+  const record = { train_loss: trainLoss, train_acc: trainAcc, test_loss: m.test_loss, test_acc: m.test_acc, lr: opt.lr, seconds, ...m };
+  s.history.push({ epoch: epochNo, ...record });
   runLog.epoch(epochNo, state.step, record);
   state.epoch = epochNo;
   state.batchInEpoch = 0;
   state.epochSeconds = 0;
   state.acc = { lossSum: 0, correct: 0, seen: 0, batches: 0 };
-  const selectAcc = valRes ? valRes.acc : test.acc;
-  const isBest = Number.isFinite(selectAcc) && selectAcc > state.bestAcc && isFiniteStateDict(model.stateDict());
-  if (isBest) state.bestAcc = selectAcc;
-  await saveCheckpoint(s.opts.out, checkpointOf(s, true, record), { keepLast: s.keepLast, best: isBest });
-  if (isBest) writeBestAccuracy(s.opts.out, epochNo, selectAcc, { test_acc: test.acc, test_loss: test.loss, step: state.step });
-  runLog.endEpoch(epochSummary(epochNo, s.cfg.epochs, record, test, valRes, isBest));
+  // the ranking: the EMA's when there is one (what the run delivers), validation before test (run-folder.ts agrees)
+  const ranked = ev.emaTest ? (ev.emaVal ?? ev.emaTest) : (ev.val ?? ev.test);
+  const rankedTest = ev.emaTest ?? ev.test;
+  const finite = isFiniteStateDict(model.stateDict()) && (emaState === null || isFiniteStateDict(emaState));
+  const isBest = Number.isFinite(ranked.acc) && ranked.acc > state.bestAcc && finite;
+  if (isBest) state.bestAcc = ranked.acc;
+  await saveCheckpoint(s.opts.out, checkpointOf(s, true, record, emaState), { keepLast: s.keepLast, best: isBest });
+  if (isBest) writeBestAccuracy(s.opts.out, epochNo, ranked.acc, { test_acc: rankedTest.acc, test_loss: rankedTest.loss, step: state.step, ...(ev.emaTest ? { weights: 'ema' } : {}) });
+  runLog.endEpoch(epochSummary(epochNo, s.cfg.epochs, record, isBest));
+}
+
+/** The evaluation model of the moving average, holding `state` (built once, on the training model's backend). */
+function emaModelWith(s: Session, state: StateDict): ResNet {
+  s.emaModel ??= buildModel(s.spec, { seed: s.cfg.seed, backend: s.opts.backend });
+  s.emaModel.loadStateDict(state);
+  return s.emaModel;
 }
 
 /** Wall time of the current epoch so far, earlier processes' part of it included (a mid-epoch resume). */
@@ -311,8 +343,8 @@ function epochElapsed(s: Session): number {
 }
 
 /** The checkpoint of the run as it stands: after a whole epoch (complete) or mid-epoch, when interrupted. */
-function checkpointOf(s: Session, complete: boolean, metricsNow?: Record<string, number>): Checkpoint {
-  const { cfg, state, opt } = s;
+function checkpointOf(s: Session, complete: boolean, metricsNow?: Record<string, number>, emaState?: StateDict | null): Checkpoint {
+  const { cfg, state, opt, ema } = s;
   return {
     model: s.model.stateDict(),
     optimizer: { name: 'sgd', hyper: { lr: opt.lr, momentum: cfg.momentum, weightDecay: cfg.weightDecay, nesterov: cfg.nesterov }, buffers: opt.stateDict() },
@@ -328,6 +360,7 @@ function checkpointOf(s: Session, complete: boolean, metricsNow?: Record<string,
       epochSeconds: complete ? 0 : epochElapsed(s),
     } satisfies TrainerSnapshot,
     env: { node: process.version, backend: s.opts.backend.describe(), precision: s.precision, platform: `${process.platform}-${process.arch}` },
+    ...(ema ? { ema: { decay: ema.decay, updates: ema.updates, state: emaState ?? ema.stateDict() } } : {}),
   };
 }
 
@@ -407,14 +440,4 @@ function writeRunInfo(opts: TrainOptions, cfg: TrainConfig, data: CifarData, pre
     precision, node: process.version,
   };
   saveRunInfo(opts.out, info);
-}
-
-function epochSummary(
-  epoch: number, epochs: number, r: { train_loss: number; train_acc: number; lr: number; seconds: number },
-  test: EvalResult, val: EvalResult | null, best: boolean,
-): string {
-  return `epoch ${epoch}/${epochs}: train loss ${r.train_loss.toFixed(4)} acc ${(100 * r.train_acc).toFixed(2)}% | ` +
-    `test loss ${test.loss.toFixed(4)} acc ${(100 * test.acc).toFixed(2)}%` +
-    (val ? ` | val loss ${val.loss.toFixed(4)} acc ${(100 * val.acc).toFixed(2)}%` : '') +
-    ` | lr ${r.lr.toPrecision(3)} | ${r.seconds.toFixed(0)} s${best ? ' | best' : ''}`;
 }

@@ -7,6 +7,7 @@ import { Command, Option } from 'commander';
 import { precisionOption } from '../precision';
 import { useBackend } from '../../backend';
 import { RECIPES, SCHEDULES, type TrainConfig } from '../../train/config';
+import { TTA_MODES } from '../../data/tta';
 import { train } from '../../train/trainer';
 import { defaultData } from '../defaults';
 import { intArg as int, numArg as num } from '../parse';
@@ -44,6 +45,10 @@ export function registerTrain(program: Command): void {
     .option('--no-flip', 'no RandomHorizontalFlip')
     .option('--width <n>', 'channels of the first stage (64 = the seed; smaller for quick experiments)', int)
     .addOption(precisionOption('fp32').default(undefined, 'the recipe\'s: fp32 for seed, auto for fast'))
+    .option('--ema <decay>', 'keep an exponential moving average of the weights with this decay (e.g. 0.999; 0: none, ' +
+      'the default): evaluated each epoch, saved in the checkpoints, ranks the best epoch, read by eval/predict', num)
+    .addOption(new Option('--tta-eval <mode>', 'each epoch, also the test accuracy with test-time augmentation ' +
+      '(default: the recipe\'s, off for seed, flip for fast)').choices(TTA_MODES))
     .option('--resume [run]', 'continue the run in --out (or in RUN / from a checkpoint file)')
     .option('--force', 'with --resume: resume even if the configuration or the dataset changed; without: start over in a ' +
       'run folder that holds a run, moving the old run into RUN/previous-N (nothing is deleted)')
@@ -64,7 +69,7 @@ export function registerTrain(program: Command): void {
         decayNormBias: pick('decayNormBias', o.decayNormBias), seed: pick('seed', o.seed), valSplit: pick('valSplit', o.valSplit),
         limit: o.limit as number | undefined, testLimit: o.testLimit as number | undefined,
         cutout: pick('cutout', o.cutout), crop: o.crop !== false, flip: o.flip !== false, baseWidth: pick('baseWidth', o.width),
-        precision: pick('precision', o.precision),
+        precision: pick('precision', o.precision), ema: pick('ema', o.ema), ttaEval: pick('ttaEval', o.ttaEval),
       };
       const resume = o.resume === true ? true : (o.resume as string | undefined);
       const out = (o.out as string | undefined) ?? (typeof resume === 'string' && fs.existsSync(resume) && fs.statSync(resume).isDirectory() ? resume : defaultOut());
