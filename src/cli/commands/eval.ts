@@ -1,9 +1,11 @@
 /**
- * `resnet eval --weights W [--data PATH] [--json]`: test loss, accuracy, per-class accuracy and the confusion matrix.
- * --data defaults as for train (./data, else cifar10); --limit N evaluates the seeded subset that train's
- * --test-limit N evaluates (the loader's `limit`, same seed, same images), not the first N (one class, sorted).
+ * `resnet eval --weights W [--data PATH] [--tta MODE] [--json]`: test loss, accuracy, per-class accuracy and the
+ * confusion matrix. --data defaults as for train (./data, else cifar10); --limit N evaluates the seeded subset that
+ * train's --test-limit N evaluates (the loader's `limit`, same seed, same images), not the first N (one class, sorted).
+ * The weights run through the folded inference graph (src/models/inference.ts), fp32 or bf16 (--precision); --tta
+ * averages the softmax of flipped / shifted views (src/data/tta.ts, src/predict/evaluation.ts).
  */
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { precisionOption } from '../precision';
 import { applyPrecision } from '../../backend/precision';
 import { defaultData } from '../defaults';
@@ -13,7 +15,10 @@ import { Loader } from '../../data/loader';
 import { openDataset } from '../../data';
 import { loadWeights } from '../../interop/weights';
 import { modelFromWeights } from '../../models';
-import { evaluate, formatConfusion } from '../../train/evaluate';
+import { InferenceGraph } from '../../models/inference';
+import { TTA_MODES, type TtaMode } from '../../data/tta';
+import { evaluateModel } from '../../predict/evaluation';
+import { formatConfusion } from '../../train/evaluate';
 
 export function registerEval(program: Command): void {
   program
@@ -27,7 +32,8 @@ export function registerEval(program: Command): void {
     .option('--batch-size <n>', 'batch size', intArg, 256)
     .option('--json', 'print one JSON object')
     .addOption(precisionOption('fp32'))
-    .action(async (o: { weights: string; data?: string; split: string; limit?: number; seed: number; batchSize: number; json?: boolean; precision: string }) => {
+    .addOption(new Option('--tta <mode>', 'test-time augmentation: off, flip (2 views) or flip-shift (6 views)').choices(TTA_MODES).default('off'))
+    .action(async (o: { weights: string; data?: string; split: string; limit?: number; seed: number; batchSize: number; json?: boolean; precision: string; tta: TtaMode }) => {
       const dataPath = o.data ?? defaultData();
       if (o.split !== 'test' && o.split !== 'train') throw new Error(`eval: --split must be test or train, received ${o.split}`);
       const backend = useBackend(program.opts().backend);
@@ -41,18 +47,27 @@ export function registerEval(program: Command): void {
         model.dispose();
         throw new Error(`eval: the weights have ${spec.numClasses} classes, the dataset ${data.classes.length}`);
       }
+      // the model built (and checked against the weights) only to read its state dict into the inference graph
+      const graph = InferenceGraph.fromStateDict(model.stateDict(), backend);
+      model.dispose();
       // once the weights fit: a refusal stays the one line it is
-      if (!o.json) process.stderr.write(`precision: ${precision}\n`);
+      if (!o.json) process.stderr.write(`precision: ${precision}${o.tta === 'off' ? '' : `, tta: ${o.tta}`}\n`);
       const loader = new Loader(split, {
         batchSize: o.batchSize, shuffle: false, seed: o.seed, dropLast: false, limit: o.limit, augment: { crop: false, flip: false },
       });
-      const r = await evaluate(model, loader, data.classes.length);
-      model.dispose();
+      let r;
+      try {
+        r = await evaluateModel(graph, loader, { tta: o.tta });
+      } finally {
+        graph.dispose();
+        await loader.close();
+      }
       if (o.json) {
-        process.stdout.write(`${JSON.stringify({ weights: w.path, format: w.format, split: o.split, classes: data.classes, ...r })}\n`);
+        process.stdout.write(`${JSON.stringify({ weights: w.path, format: w.format, split: o.split, tta: o.tta, classes: data.classes, ...r })}\n`);
         return;
       }
-      process.stdout.write(`${w.path} on ${o.split} (${r.n} images): loss ${r.loss.toFixed(4)}, accuracy ${(100 * r.acc).toFixed(2)}%\n\n`);
+      const tta = o.tta === 'off' ? '' : ` with tta ${o.tta}`;
+      process.stdout.write(`${w.path} on ${o.split} (${r.n} images)${tta}: loss ${r.loss.toFixed(4)}, accuracy ${(100 * r.acc).toFixed(2)}%\n\n`);
       process.stdout.write(`${formatConfusion(r, data.classes)}\n`);
     });
 }
