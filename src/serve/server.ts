@@ -5,7 +5,7 @@
  *   GET  /                   the page (web/index.html): choose, drop or paste an image, run, see the result
  *   GET  /dashboard          the run's loss and accuracy curves (with --run)
  *   POST /api/predict        body = the image file's bytes → the prediction as JSON
- *   GET  /api/health         liveness, readiness and load
+ *   GET  /api/health         liveness, readiness and load (answered while a batch is in the forward pass)
  *   GET  /api/model          architecture, classes, weights, limits
  *   GET  /api/run            the run being watched; GET /api/run/metrics?from=OFFSET its new metrics records
  *
@@ -14,15 +14,21 @@
  * → 422; bounded uploads in progress and concurrent inferences → 503 + Retry-After, uploads per client address
  * → 429 + Retry-After; a body below the minimum upload rate after a grace period → 408 and the socket closed;
  * header/request/idle timeouts; Host and Origin checks; every error is JSON and no stack trace leaves the process.
+ * Inference: uploads are decoded here (sharp decodes on libuv's threads), then classified by dynamic batching
+ * (batcher.ts: requests that arrive within a few milliseconds share one forward pass) on an InferenceEngine
+ * (engine.ts): with `model`, a child process of its own, restarted if it dies (its requests get 503 JSON); with
+ * `classifier`, this thread. A model failure is a 500 JSON for the requests of that input only.
  * What it is not: a model manager: weights are fixed for the server's life (no reload endpoint).
  * Why no framework: five routes, and every hardening rule is a few explicit lines here.
  */
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
-import { DEFAULT_MAX_PIXELS, ImageDecodeError, readImageHeaderSize, sniffImageType } from '../data';
+import { DEFAULT_MAX_PIXELS, ImageDecodeError, preprocessForModel, readImageHeaderSize, sniffImageType } from '../data';
 import type { Classifier } from '../predict/classifier';
 import { Prediction, predictionToJson, topK } from '../predict/prediction';
+import { DEFAULT_BATCH_DELAY_MS, DEFAULT_MAX_BATCH, DynamicBatcher, batchSizes } from './batcher';
+import { EngineUnavailableError, InferenceEngine, InferenceError, ModelSource, ProcessEngine, inProcessEngine } from './engine';
 import { HostPolicy, checkHost, checkSameOrigin, makeHostPolicy } from './guard';
 import { HttpError, UploadRate, readBody, send, sendError, sendErrorAndClose, sendErrorWhileDraining, sendJson } from './http';
 import { ConcurrencyLimiter, PerKeyLimiter } from './limiter';
@@ -33,15 +39,32 @@ export const DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024;
 /** 16 KiB/s: a 10 MiB upload in under 11 minutes; a byte every few seconds is cut off after the grace period */
 export const DEFAULT_MIN_UPLOAD_BYTES_PER_SEC = 16 * 1024;
 export const DEFAULT_UPLOAD_GRACE_MS = 5_000;
+/**
+ * Inferences in flight (decoding, waiting for a batch, in the forward pass). As large as a batch: a bound below
+ * it would cap every batch. Memory stays bounded by the uploads (maxUploads x maxBodyBytes) and by the decoder,
+ * which decodes at most libuv's thread pool (4) images at a time.
+ */
+export const DEFAULT_MAX_CONCURRENT = DEFAULT_MAX_BATCH;
 
 export interface ServeOptions {
-  readonly classifier: Classifier;
+  /** the model to load in an inference process of its own (what `resnet serve` does); or: */
+  readonly model?: ModelSource;
+  /** a classifier already loaded, run on this thread (forward passes then hold up every other request) */
+  readonly classifier?: Classifier;
+  /** the most requests one forward pass takes (default DEFAULT_MAX_BATCH) */
+  readonly maxBatch?: number;
+  /** how long a request waits for others to share its forward pass, in ms (default DEFAULT_BATCH_DELAY_MS) */
+  readonly batchDelayMs?: number;
+  /** with `model`: run each batch size once before listening (the first forward of a size is slow; default false) */
+  readonly warmup?: boolean;
+  /** with `model`: a batch not answered in this time ends the inference process, which is started again */
+  readonly inferenceTimeoutMs?: number;
   readonly host?: string; // default 127.0.0.1
   readonly port?: number; // default 8080; 0 picks a free port
   readonly runDir?: string;
   readonly maxBodyBytes?: number;
   readonly maxPixels?: number;
-  /** inferences running at once (decode + forward); beyond → 503 */
+  /** inferences in flight (decode, batch queue and forward; default DEFAULT_MAX_CONCURRENT); beyond → 503 */
   readonly maxConcurrent?: number;
   /** uploads being received or classified at once; beyond → 503 (bounds memory at about this × maxBodyBytes) */
   readonly maxUploads?: number;
@@ -62,15 +85,21 @@ export interface ServeOptions {
 
 export interface RunningServer {
   readonly server: http.Server;
+  /** where the forward passes run (the inference process with `model`) */
+  readonly engine: InferenceEngine;
   readonly url: string;
   readonly port: number;
-  /** Stops accepting, answers new requests 503, lets in-flight ones finish for up to graceMs, then closes. */
+  /**
+   * Stops accepting, answers new requests 503, lets in-flight ones finish for up to graceMs; then those still
+   * decoding or waiting for inference are answered 503 JSON, and the connections and the engine are closed.
+   */
   close(graceMs?: number): Promise<void>;
 }
 
 interface Ctx {
   readonly opts: ServeOptions;
-  readonly classifier: Classifier;
+  readonly engine: InferenceEngine;
+  readonly batcher: DynamicBatcher;
   readonly assets: Map<string, Asset>;
   readonly hostPolicy: HostPolicy;
   readonly maxBodyBytes: number;
@@ -85,6 +114,9 @@ interface Ctx {
 
 const busy = (what: string, max: number): HttpError =>
   new HttpError(503, 'busy', `${what}: all ${max} slots are in use, retry shortly`, { 'Retry-After': '1' });
+
+const shuttingDown = (): HttpError =>
+  new HttpError(503, 'shutting-down', 'server: shutting down, not accepting requests', { Connection: 'close' });
 
 const tooManyFromClient = (max: number): HttpError =>
   new HttpError(429, 'too-many-uploads', `uploads: this client already has ${max} uploads in progress (the most one address may have), retry once one ends`, { 'Retry-After': '1' });
@@ -129,6 +161,32 @@ function checkUpload(ctx: Ctx, req: http.IncomingMessage, bytes: Buffer): { form
   return { format, width: size?.width, height: size?.height };
 }
 
+/** Decodes an upload and classifies it in the next batch; failures become the HttpError a client can act on. */
+async function classifyUpload(ctx: Ctx, bytes: Buffer): Promise<Prediction> {
+  let x: Float32Array;
+  try {
+    x = await preprocessForModel(bytes, { maxPixels: ctx.maxPixels, name: 'upload' });
+  } catch (err) {
+    if (err instanceof ImageDecodeError) throw decodeErrorToHttp(err);
+    throw err;
+  }
+  try {
+    return await ctx.batcher.classify(x);
+  } catch (err) {
+    if (err instanceof HttpError) throw err;
+    if (err instanceof EngineUnavailableError) {
+      if (ctx.closing) throw shuttingDown();
+      ctx.opts.log?.(`inference unavailable: ${err.message}`);
+      throw new HttpError(503, 'inference-unavailable', 'inference: the model is restarting after a failure, retry shortly', { 'Retry-After': '1' });
+    }
+    if (err instanceof InferenceError) {
+      ctx.opts.log?.(`inference failed: ${err.message}`);
+      throw new HttpError(500, 'inference-failed', 'inference: the model could not classify this image; see the server log');
+    }
+    throw err;
+  }
+}
+
 async function handlePredict(ctx: Ctx, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
   checkSameOrigin(req);
   const enc = req.headers['content-encoding'];
@@ -151,10 +209,7 @@ async function handlePredict(ctx: Ctx, req: http.IncomingMessage, res: http.Serv
     const t0 = performance.now();
     let p: Prediction;
     try {
-      p = await ctx.classifier.classifyBytes(bytes, { maxPixels: ctx.maxPixels, name: 'upload' });
-    } catch (err) {
-      if (err instanceof ImageDecodeError) throw decodeErrorToHttp(err);
-      throw err;
+      p = await classifyUpload(ctx, bytes);
     } finally {
       release();
     }
@@ -168,7 +223,7 @@ async function handlePredict(ctx: Ctx, req: http.IncomingMessage, res: http.Serv
 }
 
 function modelJson(ctx: Ctx): unknown {
-  const info = ctx.classifier.info;
+  const info = ctx.engine.info;
   return {
     arch: info.arch,
     width: info.spec.width,
@@ -185,6 +240,8 @@ function modelJson(ctx: Ctx): unknown {
       max_uploads: ctx.uploads.max,
       max_uploads_per_client: ctx.uploadsPerClient.max,
       min_upload_bytes_per_sec: ctx.uploadRate.minBytesPerSec,
+      max_batch: ctx.batcher.maxBatch,
+      batch_delay_ms: ctx.batcher.delayMs,
     },
   };
 }
@@ -199,6 +256,23 @@ async function handleRunMetrics(ctx: Ctx, url: URL, res: http.ServerResponse): P
   sendJson(res, 200, await readMetricsChunk(runDir, from));
 }
 
+/** Liveness (it answers), readiness (the engine takes requests) and load; batches: counts since the start. */
+function healthJson(ctx: Ctx): unknown {
+  const engine = ctx.engine.status();
+  const b = ctx.batcher.stats();
+  return {
+    status: 'ok',
+    ready: engine.ready,
+    inflight: ctx.inferences.inFlight,
+    uploads: ctx.uploads.inFlight,
+    queued: b.queued,
+    running: b.running,
+    batches: { count: b.batches, requests: b.batched, largest: b.largest },
+    inference: { where: engine.where, restarts: engine.restarts },
+    uptime_s: Math.round((Date.now() - ctx.startedAt) / 1000),
+  };
+}
+
 function requireMethod(req: http.IncomingMessage, allowed: readonly string[]): void {
   if (!allowed.includes(req.method ?? '')) {
     throw new HttpError(405, 'method-not-allowed', `${req.method} ${req.url}: expected ${allowed.join(' or ')}`, { Allow: allowed.join(', ') });
@@ -209,20 +283,14 @@ async function route(ctx: Ctx, req: http.IncomingMessage, res: http.ServerRespon
   checkHost(req, ctx.hostPolicy);
   const url = new URL(req.url ?? '/', 'http://localhost');
   const p = url.pathname;
-  if (ctx.closing) throw new HttpError(503, 'shutting-down', 'server: shutting down, not accepting requests', { Connection: 'close' });
+  if (ctx.closing) throw shuttingDown();
   if (p === '/api/predict') {
     requireMethod(req, ['POST']);
     return handlePredict(ctx, req, res);
   }
   requireMethod(req, ['GET', 'HEAD']);
   if (p === '/api/health') {
-    sendJson(res, 200, {
-      status: 'ok',
-      ready: true,
-      inflight: ctx.inferences.inFlight,
-      uploads: ctx.uploads.inFlight,
-      uptime_s: Math.round((Date.now() - ctx.startedAt) / 1000),
-    });
+    sendJson(res, 200, healthJson(ctx));
   } else if (p === '/api/model') {
     sendJson(res, 200, modelJson(ctx));
   } else if (p === '/api/run' || p === '/api/run/metrics') {
@@ -272,17 +340,39 @@ function onClientError(err: NodeJS.ErrnoException, socket: import('node:stream')
   setTimeout(() => socket.destroy(), 1000).unref();
 }
 
+/** The engine of `model` (a child process, closed with the server) or of `classifier` (this thread). */
+async function startEngine(opts: ServeOptions): Promise<{ engine: InferenceEngine; owned: boolean }> {
+  if ((opts.model === undefined) === (opts.classifier === undefined)) {
+    throw new Error('startServer: expected exactly one of model (weights for an inference process) or classifier (loaded, run on this thread)');
+  }
+  if (opts.classifier) return { engine: inProcessEngine(opts.classifier), owned: false };
+  const warmup = opts.warmup ? batchSizes(opts.maxBatch ?? DEFAULT_MAX_BATCH) : [];
+  const engine = await ProcessEngine.start(opts.model as ModelSource, { warmup, inferenceTimeoutMs: opts.inferenceTimeoutMs, log: opts.log });
+  return { engine, owned: true };
+}
+
 export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const host = opts.host ?? '127.0.0.1';
   const headersTimeout = opts.headersTimeoutMs ?? 10_000;
+  const { engine, owned } = await startEngine(opts);
+  try {
+    return await listen(opts, host, headersTimeout, engine, owned);
+  } catch (err) {
+    if (owned) await engine.close('server: failed to start');
+    throw err;
+  }
+}
+
+async function listen(opts: ServeOptions, host: string, headersTimeout: number, engine: InferenceEngine, owned: boolean): Promise<RunningServer> {
   const ctx: Ctx = {
     opts,
-    classifier: opts.classifier,
+    engine,
+    batcher: new DynamicBatcher(engine, { maxBatch: opts.maxBatch ?? DEFAULT_MAX_BATCH, delayMs: opts.batchDelayMs ?? DEFAULT_BATCH_DELAY_MS }),
     assets: loadAssets(opts.webDir ?? findWebDir()),
     hostPolicy: makeHostPolicy(host, opts.allowHosts),
     maxBodyBytes: opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
     maxPixels: opts.maxPixels ?? DEFAULT_MAX_PIXELS,
-    inferences: new ConcurrencyLimiter(opts.maxConcurrent ?? 2),
+    inferences: new ConcurrencyLimiter(opts.maxConcurrent ?? DEFAULT_MAX_CONCURRENT),
     uploads: new ConcurrencyLimiter(opts.maxUploads ?? 16),
     uploadsPerClient: new PerKeyLimiter(opts.maxUploadsPerClient ?? Math.max(1, Math.floor((opts.maxUploads ?? 16) / 2))),
     uploadRate: {
@@ -311,22 +401,32 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   });
   const addr = server.address() as AddressInfo;
   const urlHost = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-  return { server, url: `http://${urlHost}:${addr.port}`, port: addr.port, close: (graceMs) => closeServer(ctx, server, graceMs ?? 10_000) };
+  let closing: Promise<void> | null = null;
+  const close = (graceMs?: number): Promise<void> => (closing ??= closeServer(ctx, server, graceMs ?? 10_000, owned));
+  return { server, engine, url: `http://${urlHost}:${addr.port}`, port: addr.port, close };
 }
 
-function closeServer(ctx: Ctx, server: http.Server, graceMs: number): Promise<void> {
+/** How long, after the grace period, the requests failed with 503 have to write their answers before the sockets close. */
+const ANSWER_MS = 1000;
+
+async function closeServer(ctx: Ctx, server: http.Server, graceMs: number, ownsEngine: boolean): Promise<void> {
   ctx.closing = true;
-  return new Promise<void>((resolve) => {
-    const force = setTimeout(() => server.closeAllConnections(), graceMs);
-    // a keep-alive connection becomes idle when its last response is sent: close it then, not after keepAliveTimeout
-    const sweep = setInterval(() => server.closeIdleConnections(), 50);
-    force.unref();
-    sweep.unref();
-    server.close(() => {
-      clearTimeout(force);
-      clearInterval(sweep);
-      resolve();
-    });
-    server.closeIdleConnections();
-  });
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  // a keep-alive connection becomes idle when its last response is sent: close it then, not after keepAliveTimeout
+  const sweep = setInterval(() => server.closeIdleConnections(), 50);
+  sweep.unref();
+  server.closeIdleConnections();
+  let timer: NodeJS.Timeout | undefined;
+  const after = (ms: number): Promise<'timeout'> => new Promise((resolve) => (timer = setTimeout(() => resolve('timeout'), ms)));
+  if ((await Promise.race([closed, after(graceMs)])) === 'timeout') {
+    // what is still decoding, queued or in the forward pass is answered 503 now, then the sockets go
+    ctx.batcher.close(shuttingDown());
+    if (ownsEngine) await ctx.engine.close('server: shutting down');
+    if ((await Promise.race([closed, after(ANSWER_MS)])) === 'timeout') server.closeAllConnections();
+  }
+  clearTimeout(timer);
+  await closed;
+  clearInterval(sweep);
+  ctx.batcher.close(shuttingDown());
+  if (ownsEngine) await ctx.engine.close('server: closed');
 }

@@ -2,17 +2,19 @@
  * `resnet serve --weights W [--host 127.0.0.1] [--port 8080] [--run RUN_DIR]`: the classifier as a local web
  * page with a JSON API, and with --run a dashboard of a training run's curves.
  *
- * What it is: option parsing, startup messages and signal handling over src/serve/server.ts.
+ * What it is: option parsing, startup messages and signal handling over src/serve/server.ts, which runs the
+ * model in an inference process of its own with dynamic batching (--max-batch, --batch-delay).
  * A model that cannot be loaded stops the command before it listens. SIGINT/SIGTERM stop
- * accepting, let in-flight requests finish (at most 10 s) and exit 0.
+ * accepting, let in-flight requests finish (at most 10 s; those left then get 503 JSON) and exit 0.
  */
 import * as fs from 'node:fs';
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { precisionOption } from '../precision';
 import { intInRange } from '../parse';
-import { loadClassifier } from '../../predict/classifier';
+import { checkTtaMode } from '../../data/tta';
+import { DEFAULT_BATCH_DELAY_MS, DEFAULT_MAX_BATCH, batchSizes } from '../../serve/batcher';
 import { isLoopbackHost } from '../../serve/guard';
-import { RunningServer, startServer } from '../../serve/server';
+import { DEFAULT_MAX_CONCURRENT, RunningServer, startServer } from '../../serve/server';
 
 export interface ServeCliOptions {
   readonly weights: string;
@@ -20,6 +22,14 @@ export interface ServeCliOptions {
   readonly port: number;
   readonly run?: string;
   readonly maxConcurrent: number;
+  /** uploads in progress at once, and from one client address (server defaults: 16 and half of that) */
+  readonly maxUploads?: number;
+  readonly maxUploadsPerClient?: number;
+  /** dynamic batching: the most requests per forward pass, and how long one waits for others (ms) */
+  readonly maxBatch?: number;
+  readonly batchDelay?: number;
+  /** test-time augmentation: off | flip | flip-shift (default off) */
+  readonly tta?: string;
   readonly allowHost: string[];
   readonly backend?: string;
   /** fp32 | bf16 | auto (default fp32) */
@@ -36,15 +46,21 @@ export async function runServe(o: ServeCliOptions, log: (line: string) => void):
   if (o.run !== undefined && !fs.statSync(o.run, { throwIfNoEntry: false })?.isDirectory()) {
     throw new Error(`serve --run: expected a run folder, received ${JSON.stringify(o.run)} (no such folder)`);
   }
-  const classifier = await loadClassifier(o.weights, { backend: o.backend, precision: o.precision });
+  const tta = checkTtaMode(o.tta ?? 'off');
   let running: RunningServer;
   try {
+    // the inference process loads the model before the server listens: weights that cannot load stop the command here
     running = await startServer({
-      classifier,
+      model: { weights: o.weights, backend: o.backend, precision: o.precision, tta },
       host: o.host,
       port: o.port,
       runDir: o.run,
       maxConcurrent: o.maxConcurrent,
+      maxUploads: o.maxUploads,
+      maxUploadsPerClient: o.maxUploadsPerClient,
+      maxBatch: o.maxBatch,
+      batchDelayMs: o.batchDelay,
+      warmup: true,
       allowHosts: o.allowHost,
       log: o.quiet ? undefined : log,
     });
@@ -54,7 +70,10 @@ export async function runServe(o: ServeCliOptions, log: (line: string) => void):
   if (!isLoopbackHost(o.host)) {
     log(`warning: listening on ${o.host}, reachable from other machines; the server has no authentication`);
   }
-  log(`model: resnet18, width ${classifier.info.spec.width}, ${classifier.info.numClasses} classes, ${classifier.info.weights.format} weights from ${classifier.info.weights.path}, ${classifier.info.backend} backend, ${classifier.info.precision}`);
+  const info = running.engine.info;
+  log(`model: resnet18, width ${info.spec.width}, ${info.numClasses} classes, ${info.weights.format} weights from ${info.weights.path}, ${info.backend} backend, ${info.precision}, tta ${info.tta}`);
+  const sizes = batchSizes(o.maxBatch ?? DEFAULT_MAX_BATCH).join(', ');
+  log(`inference: a process of its own, batches of up to ${o.maxBatch ?? DEFAULT_MAX_BATCH} requests gathered for up to ${o.batchDelay ?? DEFAULT_BATCH_DELAY_MS} ms (padded to ${sizes}; each warmed up)`);
   if (o.run !== undefined) log(`dashboard: ${running.url}/dashboard (run ${o.run})`);
   return running;
 }
@@ -81,7 +100,12 @@ export function registerServe(program: Command): void {
     .option('--host <addr>', 'address to bind (anything but loopback exposes the server to the network)', '127.0.0.1')
     .option('--port <n>', 'port (0 picks a free one)', intInRange(0, 65535), 8080)
     .option('--run <dir>', 'a training run folder whose metrics.jsonl the dashboard draws')
-    .option('--max-concurrent <n>', 'inferences at once; more get 503', intInRange(1, 64), 2)
+    .option('--max-concurrent <n>', 'inferences in flight (decoding, waiting for a batch, in the forward pass); more get 503', intInRange(1, 1024), DEFAULT_MAX_CONCURRENT)
+    .option('--max-uploads <n>', 'uploads in progress at once; more get 503 (default: 16)', intInRange(1, 1024))
+    .option('--max-uploads-per-client <n>', 'uploads in progress from one client address; more get 429 (default: half of --max-uploads)', intInRange(1, 1024))
+    .option('--max-batch <n>', 'dynamic batching: the most requests classified in one forward pass (1: no batching)', intInRange(1, 1024), DEFAULT_MAX_BATCH)
+    .option('--batch-delay <ms>', 'dynamic batching: how long a request waits for others to share its forward pass', intInRange(0, 1000), DEFAULT_BATCH_DELAY_MS)
+    .addOption(new Option('--tta <mode>', 'test-time augmentation: the mean of the softmax over views of each image').choices(['off', 'flip', 'flip-shift']).default('off'))
     .option('--allow-host <name>', 'also accept this Host name (repeatable; IP addresses and localhost always are)', collect, [])
     .option('--quiet', 'no request log', false)
     .addOption(precisionOption('fp32'))
