@@ -34,8 +34,9 @@ async function answer(req: EngineRequest): Promise<EngineReply> {
   if (req.kind === 'load') {
     const s = req.source;
     classifier ??= await loadClassifier(s.weights, { backend: s.backend, precision: s.precision, tta: s.tta });
-    // each batch size's first forward creates (and may time) its convolutions: done here, before the first request
-    for (const n of req.warmup) classifier.classifyBatch(new Float32Array(n * 3 * 32 * 32), n);
+    // each batch size's first forward creates (and may time) the native backend's convolutions: done here, before
+    // the first request; the reference backend creates nothing per size (and a batch of 32 takes it seconds)
+    if (classifier.info.backend === 'native') for (const n of req.warmup) classifier.classifyBatch(new Float32Array(n * 3 * 32 * 32), n);
     return { id: req.id, info: classifier.info };
   }
   if (classifier === null) throw new Error('classify: the model is not loaded yet (expected a load request first)');
