@@ -11,6 +11,7 @@ import * as fs from 'node:fs';
 import { Command, Option } from 'commander';
 import { precisionOption } from '../precision';
 import { intInRange } from '../parse';
+import { resolveWeights } from '../defaults';
 import { checkTtaMode } from '../../data/tta';
 import { DEFAULT_BATCH_DELAY_MS, DEFAULT_MAX_BATCH, batchSizes } from '../../serve/batcher';
 import { isLoopbackHost } from '../../serve/guard';
@@ -96,7 +97,7 @@ export function registerServe(program: Command): void {
   program
     .command('serve')
     .description('serve the classifier as a local web page and JSON API (and a training dashboard with --run)')
-    .requiredOption('--weights <path>', 'checkpoint (.ckpt), run folder, .safetensors or .pth')
+    .option('--weights <path>', 'checkpoint (.ckpt), run folder, .safetensors or .pth (default: the packaged ResNet-18)')
     .option('--host <addr>', 'address to bind (anything but loopback exposes the server to the network)', '127.0.0.1')
     .option('--port <n>', 'port (0 picks a free one)', intInRange(0, 65535), 8080)
     .option('--run <dir>', 'a training run folder whose metrics.jsonl the dashboard draws')
@@ -109,9 +110,9 @@ export function registerServe(program: Command): void {
     .option('--allow-host <name>', 'also accept this Host name (repeatable; IP addresses and localhost always are)', collect, [])
     .option('--quiet', 'no request log', false)
     .addOption(precisionOption('fp32'))
-    .action(async (o: Omit<ServeCliOptions, 'backend'>) => {
+    .action(async (o: Omit<ServeCliOptions, 'backend' | 'weights'> & { weights?: string }) => {
       const log = (line: string): void => void process.stderr.write(`resnet serve: ${line}\n`);
-      const running = await runServe({ ...o, backend: program.opts().backend as string | undefined }, log);
+      const running = await runServe({ ...o, weights: resolveWeights(o.weights), backend: program.opts().backend as string | undefined }, log);
       // the one line on stdout, for people and for scripts that wait for the server
       process.stdout.write(`listening on ${running.url}\n`);
       await new Promise<void>((resolve) => {
