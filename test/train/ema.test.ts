@@ -20,7 +20,7 @@ import {
 } from '../../src/run/checkpoint';
 import { readMetrics } from '../../src/run/metrics';
 import { hostFloat32, hostInt64Scalar, type HostTensor, type StateDict, type Tensor } from '../../src/tensor';
-import { configDifferences } from '../../src/train/config';
+import { configDifferences, validateConfig } from '../../src/train/config';
 import { emaDecayAt, WeightEma } from '../../src/train/ema';
 import { evaluate } from '../../src/train/evaluate';
 import {
@@ -185,6 +185,14 @@ describe('checkpoints', () => {
     assert.deepEqual(configDifferences({ ...cfg, ema: 0.9 }, { ...cfg, ema: 0.99 }), ['--ema: 0.9 → 0.99']);
     assert.deepEqual(configDifferences({ ...cfg, ttaEval: 'off' }, cfg), [], 'the TTA evaluation is not part of the computation');
   });
+
+  test('--ema must be a decay in [0, 1); --tta-eval one of the modes', () => {
+    for (const ema of [1, -0.1, Number.NaN]) {
+      assert.throws(() => validateConfig(tinyConfig({ ema })), new RegExp(`^Error: train: --ema must be a decay in \\[0, 1\\) \\(0: no moving average\\), received ${ema}$`));
+    }
+    assert.doesNotThrow(() => validateConfig(tinyConfig({ ema: 0.9999 })));
+    assert.throws(() => validateConfig(tinyConfig({ ttaEval: 'mirror' as 'flip' })), /^Error: train: --tta-eval must be one of off, flip, flip-shift, received mirror$/);
+  });
 });
 
 describe('the trainer with --ema 0.9', () => {
@@ -241,6 +249,19 @@ describe('the trainer with --ema 0.9', () => {
     assert.equal(fs.readFileSync(path.join(run, 'best_acc.txt'), 'utf8'), fs.readFileSync(path.join(straightRun, 'best_acc.txt'), 'utf8'));
     const best = await readCheckpointFile(path.join(checkpointsDir(run), 'best.ckpt'));
     assert.equal(best.epoch, bestEpoch);
+  });
+
+  test('with a validation split: ema_val_* each epoch, and the best epoch ranked by ema_val_acc', async () => {
+    const run = path.join(fx.root, 'val');
+    const r = await trainQuiet({ config: tinyConfig({ ema: 0.9, epochs: 2, valSplit: 6 }), data: fx.data, out: run, worker: false });
+    assert.equal(r.result.status, 'completed');
+    const epochs = readMetrics(path.join(run, 'metrics.jsonl')).filter((m) => m.kind === 'epoch');
+    for (const k of ['val_loss', 'val_acc', 'ema_val_loss', 'ema_val_acc']) assert.ok(epochs.every((m) => Number.isFinite(m[k])), k);
+    assert.ok(epochs.every((m) => !('val_acc_tta' in m)), 'TTA is for the test split only');
+    const acc = epochs.map((m) => m.ema_val_acc as number);
+    const best = JSON.parse(fs.readFileSync(path.join(run, 'best.json'), 'utf8'));
+    assert.deepEqual([best.epoch, best.accuracy], [acc.indexOf(Math.max(...acc)) + 1, Math.max(...acc)]);
+    assert.ok(r.log.some((l) => /\| val loss \S+ acc \S+% \| ema test loss \S+ acc \S+% \(tta \S+%\) \| ema val loss \S+ acc \S+% \| lr/.test(l)), r.log.join('\n'));
   });
 
   test('with --ema 0 and --tta-eval off there is no average and none of its keys, nor TTA keys', async () => {
