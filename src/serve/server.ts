@@ -24,7 +24,7 @@
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
-import { DEFAULT_MAX_PIXELS, ImageDecodeError, preprocessForModel, readImageHeaderSize, sniffImageType } from '../data';
+import { DEFAULT_MAX_PIXELS, ImageDecodeError, preprocessForModel } from '../data';
 import type { Classifier } from '../predict/classifier';
 import { Prediction, predictionToJson, topK } from '../predict/prediction';
 import { DEFAULT_BATCH_DELAY_MS, DEFAULT_MAX_BATCH, DynamicBatcher, batchSizes } from './batcher';
@@ -33,6 +33,7 @@ import { HostPolicy, checkHost, checkSameOrigin, makeHostPolicy } from './guard'
 import { HttpError, UploadRate, readBody, send, sendError, sendErrorAndClose, sendErrorWhileDraining, sendJson } from './http';
 import { ConcurrencyLimiter, PerKeyLimiter } from './limiter';
 import { readMetricsChunk } from './runlog';
+import { checkUpload, decodeErrorToHttp } from './upload';
 import { Asset, findWebDir, loadAssets } from './static';
 
 export const DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024;
@@ -121,45 +122,6 @@ const shuttingDown = (): HttpError =>
 const tooManyFromClient = (max: number): HttpError =>
   new HttpError(429, 'too-many-uploads', `uploads: this client already has ${max} uploads in progress (the most one address may have), retry once one ends`, { 'Retry-After': '1' });
 
-const RAW_BYTES_HINT = 'send the raw bytes of the image file as the request body, e.g. curl --data-binary @cat.jpg http://127.0.0.1:8080/api/predict';
-
-/** The 415 of a body that is not an image, saying what to send instead (a form upload is the usual mistake). */
-function notAnImage(req: http.IncomingMessage, bytes: Buffer): HttpError {
-  const type = String(req.headers['content-type'] ?? '').toLowerCase();
-  // a multipart body opens with "--" and its boundary, whether or not the Content-Type was sent
-  const multipart = type.startsWith('multipart/') || bytes.subarray(0, 2).toString('latin1') === '--';
-  const received = multipart ? 'a multipart/form-data (form) upload' : 'something else';
-  return new HttpError(415, 'not-an-image', `request body: expected a JPEG, PNG, GIF, WebP, BMP or TIFF file (by its magic bytes), received ${received}; ${RAW_BYTES_HINT}`);
-}
-
-/** Maps a decoder failure to the status a client can act on. */
-function decodeErrorToHttp(err: ImageDecodeError): HttpError {
-  const status: Record<string, number> = {
-    'too-many-pixels': 422,
-    'not-an-image': 415,
-    unsupported: 415,
-    empty: 400,
-    truncated: 400,
-    undecodable: 400,
-  };
-  return new HttpError(status[err.code] ?? 400, err.code, `image: ${err.reason}`);
-}
-
-/** Checks what can be checked without decoding: non-empty, an image by its magic bytes, pixel count. */
-function checkUpload(ctx: Ctx, req: http.IncomingMessage, bytes: Buffer): { format: string; width?: number; height?: number } {
-  if (bytes.length === 0) throw new HttpError(400, 'empty', 'request body: expected the bytes of an image file, received 0 bytes');
-  const format = sniffImageType(bytes);
-  if (format === null) throw notAnImage(req, bytes);
-  const size = readImageHeaderSize(bytes);
-  if (size !== null && size.width * size.height > ctx.maxPixels) {
-    throw new HttpError(
-      422,
-      'too-many-pixels',
-      `image: the ${format} header declares ${size.width}x${size.height} = ${size.width * size.height} pixels, more than the limit of ${ctx.maxPixels} (not decoded)`,
-    );
-  }
-  return { format, width: size?.width, height: size?.height };
-}
 
 /** Decodes an upload and classifies it in the next batch; failures become the HttpError a client can act on. */
 async function classifyUpload(ctx: Ctx, bytes: Buffer): Promise<Prediction> {
@@ -203,7 +165,7 @@ async function handlePredict(ctx: Ctx, req: http.IncomingMessage, res: http.Serv
   }
   try {
     const bytes = await readBody(req, ctx.maxBodyBytes, ctx.uploadRate);
-    const image = checkUpload(ctx, req, bytes);
+    const image = checkUpload(ctx.maxPixels, req, bytes);
     const release = ctx.inferences.tryAcquire();
     if (!release) throw busy('inference', ctx.inferences.max);
     const t0 = performance.now();
