@@ -7,7 +7,8 @@
  * With test-time augmentation (`tta`: flip, flip-shift; src/data/tta.ts) every input runs once per view and its
  * probabilities are the mean of the views' softmax; the logits reported are the untouched view's.
  *
- * What it is not: a batch evaluator (`resnet eval` owns accuracy over a test set) and not a server.
+ * What it is not: a batch evaluator (`resnet eval`'s accuracy over a test set is src/predict/evaluation.ts, on the same
+ * inference graph) and not a server.
  * One image runs alone (batch 1, classifyInput/classifyBytes): the server and `resnet predict --batch-size 1`
  * then give bitwise-identical outputs for the same bytes. classifyBatch runs many in one forward pass for
  * folder prediction; its numbers agree to float32 rounding, not bit for bit (see classifyBatch).
