@@ -1,7 +1,7 @@
 /** Tests of the logits → prediction arithmetic (softmax, arg-max, top-k) and the class-name lookup. */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { predictionFromLogits, predictionToJson, softmax, topK } from '../../src/predict/prediction';
+import { predictionFromLogits, predictionFromProbabilities, predictionToJson, softmax, topK } from '../../src/predict/prediction';
 import { className, classNames } from '../../src/predict/classes';
 
 describe('softmax', () => {
@@ -46,6 +46,24 @@ describe('predictionFromLogits', () => {
     assert.deepEqual(Object.keys(j), ['label', 'label_zh', 'index', 'confidence', 'probs', 'logits']);
     assert.equal(j.label, 'ship');
     assert.equal(j.label_zh, '船');
+  });
+});
+
+describe('predictionFromProbabilities (test-time augmentation: probabilities averaged elsewhere)', () => {
+  test('the arg-max of the given probabilities, not of the logits; both kept as given', () => {
+    // logits favour class 0, the (averaged) probabilities class 2
+    const p = predictionFromProbabilities(Float32Array.from([0.25, 0.25, 0.5]), [3, 1, 2]);
+    assert.equal(p.index, 2);
+    assert.equal(p.label, 'bird');
+    assert.equal(p.labelZh, '鸟');
+    assert.equal(p.confidence, 0.5);
+    assert.deepEqual(p.probs, [0.25, 0.25, 0.5]);
+    assert.deepEqual(p.logits, [3, 1, 2]);
+    assert.equal(predictionFromProbabilities([0.4, 0.4, 0.2], [0, 0, 0]).index, 0, 'ties go to the lower index');
+  });
+  test('NaN probabilities and mismatched lengths are errors', () => {
+    assert.throws(() => predictionFromProbabilities([0.5, NaN], [1, 2]), /probability 1 is NaN/);
+    assert.throws(() => predictionFromProbabilities([0.5, 0.5], [1, 2, 3]), /expected as many probabilities as logits.*received 2 and 3/);
   });
 });
 
