@@ -11,8 +11,9 @@ import * as path from 'node:path';
 import { backendByName } from '../../src/backend';
 import { openDataset } from '../../src/data';
 import { Loader } from '../../src/data/loader';
+import { nativeAvailable, nativeMemoryStats } from '../../src/backend/native';
 import { loadWeights } from '../../src/interop/weights';
-import { modelFromWeights } from '../../src/models';
+import { buildModel, modelFromWeights } from '../../src/models';
 import { Module } from '../../src/nn/module';
 import { BatchNorm2d, Linear } from '../../src/nn/layers';
 import {
@@ -132,6 +133,32 @@ describe('the update', () => {
     restored.dispose();
     model.dispose();
   });
+});
+
+const native = nativeAvailable();
+const noNative = native.ok ? false : `native addon unavailable: ${native.reason}`;
+
+test('native backend: the update frees what it replaces, and agrees with the reference backend', { skip: noNative }, async () => {
+  const spec = { arch: 'resnet18' as const, width: 4, numClasses: 3, inputSize: 32 };
+  const nat = buildModel(spec, { seed: 2, backend: backendByName('native') });
+  const refModel = buildModel(spec, { seed: 2, backend: ref });
+  const start = refModel.stateDict();
+  nat.loadStateDict(start);
+  const emas = [WeightEma.of(nat, 0.99), WeightEma.of(refModel, 0.99)];
+  const moved = new Map([...start].map(([k, t]) => [k, t.dtype === 'int64' ? t : hostFloat32(t.shape, (t.data as Float32Array).map((v) => 1.5 * v + 0.25))]));
+  nat.loadStateDict(moved);
+  refModel.loadStateDict(moved);
+  const buffers = nativeMemoryStats().liveBuffers;
+  for (let i = 0; i < 10; i++) {
+    emas.forEach((e) => e.update());
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(nativeMemoryStats().liveBuffers, buffers, `update ${i + 1}: live native buffers`);
+  }
+  assertCloseAll(values(emas[0].stateDict()), values(emas[1].stateDict()), 1e-5, 'native vs reference');
+  emas.forEach((e) => e.dispose());
+  assert.ok(nativeMemoryStats().liveBuffers < buffers, 'dispose frees the average');
+  nat.dispose();
+  refModel.dispose();
 });
 
 /** A minimal checkpoint of Tiny: raw weights `model`, and the average `ema` when given. */
