@@ -62,7 +62,7 @@ function rowLoss(viewLogits: readonly Float32Array[], i: number, y: number, C: n
 }
 
 /** Predicted classes and per-image losses of one batch (the loader's [n,3,32,32] images, labels y). */
-function classifyBatch(model: LogitsModel, x: Float32Array, y: Int32Array, n: number, tta: TtaMode): { pred: number[]; loss: number[] } {
+function scoreBatch(model: LogitsModel, x: Float32Array, y: Int32Array, n: number, tta: TtaMode): { pred: number[]; loss: number[] } {
   const C = model.numClasses;
   const shape = [n, 3, IMAGE_SIZE, IMAGE_SIZE];
   for (let i = 0; i < n; i++) if (!(y[i] >= 0 && y[i] < C)) throw new Error(`eval: label ${y[i]} is outside the model's classes [0, ${C})`);
@@ -92,7 +92,7 @@ export async function evaluateModel(model: LogitsModel, loader: Loader, opts: Ev
   let lossSum = 0;
   let n = 0;
   for await (const b of loader.batches(0)) {
-    const r = classifyBatch(model, b.x, b.y, b.n, tta);
+    const r = scoreBatch(model, b.x, b.y, b.n, tta);
     for (let i = 0; i < b.n; i++) {
       confusion[b.y[i]][r.pred[i]]++;
       lossSum += r.loss[i];
