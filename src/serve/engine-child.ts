@@ -57,6 +57,8 @@ process.on('message', (req: EngineRequest) => {
 });
 // the server is gone (closed, or ended without closing us): nothing is left to answer
 process.on('disconnect', () => process.exit(0));
+// a server that ended while this module was still loading disconnected before the listener above existed
+if (!process.connected) process.exit(0);
 // Ctrl-C reaches the whole process group: the server decides when this process ends (after its in-flight batches)
 process.on('SIGINT', () => undefined);
 process.on('SIGTERM', () => undefined);
