@@ -12,6 +12,7 @@
  * Requests are answered one at a time in arrival order (a forward pass is synchronous). A failure of the model on
  * a batch is a reply ({error}); only a failure of the process itself ends it. It exits when the server goes.
  */
+import { setOpenMpProfile } from '../backend/native';
 import { Classifier, LoadClassifierOptions, ModelInfo, loadClassifier } from '../predict/classifier';
 import type { Prediction } from '../predict/prediction';
 
@@ -26,6 +27,8 @@ export type EngineRequest = EngineAsk & { id: number };
 
 export type EngineReply = { id: number; info: ModelInfo } | { id: number; predictions: Prediction[] } | { id: number; error: string };
 
+// a process of its own, so it chooses its own OpenMP profile (src/cli/main.ts does it for the CLI's processes)
+setOpenMpProfile('latency');
 const send = process.send?.bind(process);
 if (send === undefined) throw new Error('engine-child: must run as a child process with an IPC channel (started by src/serve/engine.ts)');
 let classifier: Classifier | null = null;
