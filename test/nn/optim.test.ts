@@ -41,6 +41,7 @@ test('resnet train names the flag of a bad SGD setting', () => {
     /^Error: train: --weight-decay must be a number >= 0, received NaN$/);
   assert.throws(() => validateConfig({ ...RECIPES.fast, momentum: 0 }), /^Error: train: --nesterov needs a momentum > 0, received --momentum 0$/);
   assert.doesNotThrow(() => validateConfig(RECIPES.fast));
+  assert.doesNotThrow(() => validateConfig(RECIPES.fast5));
   assert.doesNotThrow(() => validateConfig(RECIPES.seed));
 });
 
