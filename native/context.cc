@@ -143,9 +143,14 @@ void adoptLayout(Tensor& t, const memory::desc& md) {
 // ---------------------------------------------------------------------------------------------------------
 // Primitive cache: creating a primitive descriptor walks oneDNN's implementation list and JIT-compiles code,
 // far slower than running it at these sizes. Keys name the op, shapes, parameters and layouts.
+// One cache per thread: oneDNN 2.6 gives a primitive that needs a scratchpad (its Winograd convolutions do) a share
+// of a scratchpad buffer that belongs to the thread creating the primitive, and reads the executing thread's buffer
+// when it runs; a primitive made on the main thread and run in a worker thread (or the other way round) read a
+// buffer that was missing or too small and crashed the process. Calls are serialised by the addon's lock, so a
+// thread's cache is only ever used by that thread; a worker's cache goes when the worker ends.
 namespace {
 std::unordered_map<std::string, std::shared_ptr<Prim>>& primCache() {
-  static std::unordered_map<std::string, std::shared_ptr<Prim>> c;
+  static thread_local std::unordered_map<std::string, std::shared_ptr<Prim>> c;
   return c;
 }
 }  // namespace
