@@ -4,11 +4,10 @@
  * main thread stays free for HTTP while a forward pass runs. Started by engine.ts; not an entry point for
  * anything else.
  *
- * Why a process and not a worker thread: the native addon's primitive cache is shared by every thread of a process,
- * and a oneDNN primitive that uses the library's scratchpad (oneDNN's Winograd convolution) crashes when run on a
- * thread other than the one that created it, so a second inference thread, such as one started after a failure,
- * would take the whole server down with it. A process also contains a crash of native code: the server
- * answers 503 and starts a new one.
+ * Why a process and not a worker thread: a crash of native code or a hung forward pass then costs a restart (the
+ * server answers 503 and starts a new one), not the server. (A worker thread first crashed for another reason, a
+ * oneDNN Winograd primitive run on a thread other than its creator's; the addon's per-thread primitive cache,
+ * native/context.cc, has fixed that.)
  * Requests are answered one at a time in arrival order (a forward pass is synchronous). A failure of the model on
  * a batch is a reply ({error}); only a failure of the process itself ends it. It exits when the server goes.
  */
