@@ -14,6 +14,7 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { listImages } from './images.mjs';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const cli = path.join(root, 'bin/resnet.js');
@@ -33,18 +34,6 @@ function parseArgs(argv) {
   }
   if (!o.weights || !o.dir) throw new Error('predict-folder: expected --weights W and --dir FOLDER');
   return o;
-}
-
-function listImages(dir) {
-  const files = [];
-  const walk = (d) => {
-    for (const e of fs.readdirSync(d, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
-      if (e.isDirectory()) walk(path.join(d, e.name));
-      else if (/\.(jpe?g|png|webp|bmp|gif|tiff?)$/i.test(e.name)) files.push(path.join(d, e.name));
-    }
-  };
-  walk(dir);
-  return files;
 }
 
 /** Runs the CLI; resolves with its stdout and wall-clock seconds. */

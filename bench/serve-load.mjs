@@ -17,6 +17,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import { createRequire } from 'node:module';
+import { listImages } from './images.mjs';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 
@@ -39,14 +40,7 @@ function parseArgs(argv) {
 
 async function loadImages(dir) {
   if (dir) {
-    const files = [];
-    const walk = (d) => {
-      for (const e of fs.readdirSync(d, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
-        if (e.isDirectory()) walk(path.join(d, e.name));
-        else if (/\.(jpe?g|png|webp|bmp|gif|tiff?)$/i.test(e.name)) files.push(path.join(d, e.name));
-      }
-    };
-    walk(dir);
+    const files = listImages(dir);
     // every 40th file: a spread over the classes, few enough to hold in memory
     return files.filter((_, i) => i % 40 === 0).slice(0, 256).map((f) => fs.readFileSync(f));
   }
