@@ -12,7 +12,6 @@
 //
 // Runs `node bin/resnet.js` (build first: npx tsc -p tsconfig.json); `--no-bench` skips `resnet bench`.
 import { spawn } from 'node:child_process';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { listImages } from './images.mjs';
 
