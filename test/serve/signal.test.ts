@@ -31,10 +31,12 @@ test('SIGINT to the process group: the request in flight is answered, exit code 
   dir = tempDir('serve-signal');
   const weights = writeTestWeights(dir);
   const png = fs.readFileSync((await writeImages(dir)).good.png);
-  const main = path.join(__dirname, '../../src/cli/main.ts');
-  // the CLI from the sources, as bin/resnet.js runs it from dist/
+  // the CLI as bin/resnet.js runs it: compiled when the tests run compiled (npm test), from the sources under tsx
+  const fromSources = __filename.endsWith('.ts');
+  const main = path.join(__dirname, '../../src/cli', fromSources ? 'main.ts' : 'main.js');
   const entry = path.join(dir, 'resnet.js');
-  fs.writeFileSync(entry, `require(${JSON.stringify(require.resolve('tsx/cjs'))});\nrequire(${JSON.stringify(main)}).main(process.argv).then((c) => { process.exitCode = c ?? 0; });\n`);
+  const hook = fromSources ? `require(${JSON.stringify(require.resolve('tsx/cjs'))});\n` : '';
+  fs.writeFileSync(entry, `${hook}require(${JSON.stringify(main)}).main(process.argv).then((c) => { process.exitCode = c ?? 0; });\n`);
   const server = spawn(process.execPath, [entry, 'serve', '--weights', weights, '--port', '0', '--max-batch', '2'], {
     detached: true, // a process group of its own, as a shell gives a foreground job
     stdio: ['ignore', 'pipe', 'pipe'],
