@@ -60,7 +60,7 @@
     epochs.slice().reverse().forEach((r, j) => {
       const i = epochs.length - 1 - j;
       const tr = document.createElement('tr');
-      for (const text of [fmt(r.epoch, 0), fmt(r.train_loss, 4), fmt(trainAcc[i], 2) + '%', fmt(r.test_loss, 4), fmt(testAcc[i], 2) + '%', String(r.lr ?? '–')]) {
+      for (const text of [fmt(r.epoch, 0), fmt(r.train_loss, 4), fmt(trainAcc[i], 2) + '%', fmt(r.test_loss, 4), fmt(testAcc[i], 2) + '%', (typeof r.lr === 'number' ? r.lr.toPrecision(3) : '–')]) {
         const td = document.createElement('td');
         td.textContent = text;
         tr.appendChild(td);
