@@ -116,7 +116,7 @@ describe('resuming with another configuration or dataset', () => {
       config: tinyConfig({ epochs: 2, lr: 1e6, schedule: 'constant' }), data: fx.data, out: run(), worker: false, resume: true, force: true,
     });
     assert.match(r.stderr, /warning: resuming with a changed setting \(forced\): --lr: 0\.1 → 1000000/);
-    assert.match(r.stderr, /warning: resuming with a changed setting \(forced\): --schedule: "onecycle" → "constant"/);
+    assert.match(r.stderr, /warning: resuming with a changed setting \(forced\): --schedule: "linear" → "constant"/);
     assert.deepEqual([r.result.status, r.result.exitCode, r.result.epochsDone], ['diverged', 3, 1]);
     assert.deepEqual(snapshot(checkpointsDir(run())), ckBefore);
     assert.deepEqual(fs.readFileSync(path.join(run(), 'best_acc.txt')), bestText);
