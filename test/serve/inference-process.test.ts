@@ -148,8 +148,13 @@ describe('inference in a process of its own', () => {
   test('an inference process that is killed: its requests get 503 JSON, a new one is started, the next requests succeed', async () => {
     const s = await serve({ batchDelayMs: 50 });
     const replies = Promise.all(pngs.map((b) => request(s.url, '/api/predict', { body: b })));
-    for (let i = 0; i < 500 && (await request(s.url, '/api/health')).json.inflight < N; i++) await sleep(5);
-    await (s.engine as ProcessEngine).kill();
+    // kill while a batch is in the inference process: polled on every turn of the event loop, so the kill comes
+    // long before a forward pass of a batch can be answered (polling /api/health every 5 ms was too slow on an idle
+    // machine: the batch was already answered)
+    const engine = s.engine as ProcessEngine;
+    for (let i = 0; i < 1_000_000 && engine.sent === 0; i++) await new Promise((r) => setImmediate(r));
+    assert.ok(engine.sent > 0, 'a batch reached the inference process');
+    await engine.kill();
     const statuses = (await replies).map((r) => r.status);
     assert.ok(statuses.includes(503), `statuses ${statuses}`);
     for (const r of await replies) if (r.status !== 200) assertJsonError(r, 503, 'inference-unavailable');
