@@ -10,13 +10,11 @@
  */
 import { ChildProcess, fork } from 'node:child_process';
 import { join } from 'node:path';
+import { PendingReplies } from '../util/worker';
 
 export class ChildRequests<Reply extends { id: number }> {
   readonly child: ChildProcess;
-  private readonly pending = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void }>();
-  private nextId = 0;
-  /** set once the child has failed or ended: later requests fail at once instead of waiting forever */
-  private dead: Error | null = null;
+  private readonly replies = new PendingReplies<Reply>(() => this.busy(), () => this.idle());
 
   /** Starts `<dir>/<base>.js`, or `<dir>/<base>.ts` through tsx when `fromSources`; `what` names it in errors. */
   constructor(dir: string, base: string, fromSources: boolean, private readonly what: string) {
@@ -24,30 +22,25 @@ export class ChildRequests<Reply extends { id: number }> {
     // stdout stays the server's own (scripts read its one line); the child's warnings go to stderr
     this.child = fork(join(dir, `${base}.${fromSources ? 'ts' : 'js'}`), [], { execArgv, serialization: 'advanced', stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
     this.idle();
-    this.child.on('message', (m: Reply) => this.settle(m));
-    this.child.on('error', (e) => this.failAll((this.dead ??= new Error(`${what} failed: ${e.message}`))));
-    this.child.on('exit', (code, signal) => this.failAll((this.dead ??= new Error(`${what} exited (${signal ?? `code ${code}`})`))));
+    this.child.on('message', (m: Reply) => this.replies.settle(m));
+    this.child.on('error', (e) => this.failAll((this.replies.dead ??= new Error(`${what} failed: ${e.message}`))));
+    this.child.on('exit', (code, signal) => this.failAll((this.replies.dead ??= new Error(`${what} exited (${signal ?? `code ${code}`})`))));
   }
 
   /** Requests in flight. */
   get size(): number {
-    return this.pending.size;
+    return this.replies.size;
   }
 
   request(message: object): Promise<Reply> {
-    if (this.dead) return Promise.reject(this.dead);
-    const id = this.nextId++;
-    const p = new Promise<Reply>((resolve, reject) => this.pending.set(id, { resolve, reject }));
-    if (this.pending.size === 1) this.busy();
-    this.child.send({ id, ...message }, (err) => {
-      if (err) this.failAll((this.dead ??= new Error(`${this.what}: could not send a request (${err.message})`)));
-    });
-    return p;
+    return this.replies.request((id) => this.child.send({ id, ...message }, (err) => {
+      if (err) this.failAll((this.replies.dead ??= new Error(`${this.what}: could not send a request (${err.message})`)));
+    }));
   }
 
   /** Rejects what is pending (and anything later) with `reason`, then ends the child and waits for its exit. */
   async close(reason: string): Promise<void> {
-    this.dead ??= new Error(reason);
+    this.replies.dead ??= new Error(reason);
     this.failAll(new Error(reason));
     if (this.child.exitCode !== null || this.child.signalCode !== null) return;
     const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
@@ -66,17 +59,8 @@ export class ChildRequests<Reply extends { id: number }> {
     this.child.channel?.unref();
   }
 
-  private settle(m: Reply): void {
-    const p = this.pending.get(m.id);
-    if (!p) return;
-    this.pending.delete(m.id);
-    if (this.pending.size === 0) this.idle();
-    p.resolve(m);
-  }
-
   private failAll(e: Error): void {
-    for (const p of this.pending.values()) p.reject(e);
-    this.pending.clear();
+    this.replies.failAll(e);
     this.idle();
   }
 }
