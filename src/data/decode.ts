@@ -90,6 +90,12 @@ function checkHeader(bytes: Uint8Array, name: string, maxPixels: number): ImageT
   return type;
 }
 
+/** sharp's message ends at its colon when libvips's own reason was lost (see decodeImage). */
+function lacksReason(err: unknown): boolean {
+  const msg = (err instanceof Error ? err.message : String(err)).split('\n')[0];
+  return /:\s*$/.test(msg);
+}
+
 /** Turns a sharp/libvips failure into a typed error; the first line of libvips's message is kept. */
 function sharpFailure(err: unknown, type: ImageType, bytes: Uint8Array, name: string, maxPixels: number): ImageDecodeError {
   const msg = (err instanceof Error ? err.message : String(err)).split('\n')[0];
@@ -118,15 +124,30 @@ export async function decodeImage(bytes: Uint8Array, opts: DecodeOptions = {}): 
       throw err;
     }
   }
-  let out: { data: Buffer; info: sharp.OutputInfo };
-  try {
-    out = await sharp(bytes, { limitInputPixels: maxPixels, failOn: 'error', autoOrient: true })
+  const run = () =>
+    sharp(bytes, { limitInputPixels: maxPixels, failOn: 'error', autoOrient: true })
       .toColourspace('srgb')
       .removeAlpha()
       .raw({ depth: 'uchar' })
       .toBuffer({ resolveWithObject: true });
+  let out: { data: Buffer; info: sharp.OutputInfo } | undefined;
+  try {
+    out = await run();
   } catch (err) {
-    throw sharpFailure(err, type, bytes, name, maxPixels);
+    let failure = err;
+    // libvips keeps its error text in one buffer for the whole process: when another thread's decode
+    // (a decode worker, a concurrent request) clears it at the wrong moment, sharp's message arrives
+    // with its reason cut off ("Input buffer has corrupt header:"). Decoding again, only on such a
+    // failure and up to five times, recovers the reason the user needs (test/data/decode.test.ts).
+    for (let retry = 0; retry < 5 && lacksReason(failure); retry++) {
+      try {
+        out = await run();
+        break;
+      } catch (again) {
+        failure = again;
+      }
+    }
+    if (out === undefined) throw sharpFailure(failure, type, bytes, name, maxPixels);
   }
   const { data, info } = out;
   if (info.channels !== 3) {

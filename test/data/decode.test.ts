@@ -224,6 +224,20 @@ describe('bad files and decompression bombs', () => {
     await rejectsWith(decodeImage(ok, { maxPixels: 5000 }), 'too-many-pixels');
   });
 
+  test('a corrupt JPEG decoded among many concurrent decodes keeps its reason', async () => {
+    // libvips keeps one error buffer per process: before decodeImage retried, about 1 in 30 of these failures
+    // came back as "Input buffer has corrupt header:" with the reason (the bad Huffman table) lost
+    const good = await encode(rgbPattern(64, 64, 4), 64, 64, 'jpeg');
+    const bad = Buffer.from(good);
+    const dht = bad.indexOf(Buffer.from([0xff, 0xc4]));
+    bad.fill(0xff, dht + 5, dht + 21); // the 16 code-length counts: more codes than 16 bits can hold
+    const jobs = Array.from({ length: 400 }, (_, i) =>
+      decodeImage(i % 4 === 0 ? bad : good, { name: `${i}.jpg` }).then(() => null, (e: Error) => e.message));
+    const errors = (await Promise.all(jobs)).filter((m): m is string => m !== null);
+    assert.equal(errors.length, 100);
+    for (const m of errors) assert.match(m, /corrupt JPEG \(.*: \S.*Huffman/, m);
+  });
+
   test('BMP with RLE compression is unsupported, not a crash', async () => {
     const bmp = Buffer.from(makeBmp({ width: 3, height: 2, indices: new Uint8Array(6), palette: new Uint8Array(3) }));
     bmp.writeUInt32LE(1, 30); // BI_RLE8
