@@ -8,6 +8,8 @@
 // both are timed on first use of the shape, as for training (conv_select.cc), under keys of their own ("infer|").
 // Our Winograd is not a candidate: it has no post-ops, and the separate add and ReLU it would need are what this
 // kernel exists to avoid.
+// Under bf16 a `chained` output (one that only further convolutions read) is written in bf16, so the activations
+// of the graph stay bf16 from one convolution to the next, as under PyTorch's autocast.
 // What it is not: training (no workspace, no backward).
 // References: oneDNN 2.6 developer guide, "Primitive Attributes: Post-ops" (sum, eltwise) and "Convolution".
 #include <cstring>
@@ -29,13 +31,13 @@ struct InferPlan {
 };
 
 /** The primitive for algorithm a with these post-ops; p empty when oneDNN has none for this shape here. */
-InferPlan inferPlan(const ConvGeom& g, ConvAlgo a, bool residual, bool relu) {
+InferPlan inferPlan(const ConvGeom& g, ConvAlgo a, bool residual, bool relu, memory::data_type ydt) {
   if (a == ConvAlgo::Ours) return {};
   const algorithm algo = a == ConvAlgo::OnednnWinograd ? algorithm::convolution_winograd
                          : a == ConvAlgo::Auto         ? algorithm::convolution_auto
                                                        : algorithm::convolution_direct;
   const std::string key = std::string("conv_infer|") + g.key + "|" + convAlgoName(a) + (residual ? "|sum" : "") +
-                          (relu ? "|relu" : "");
+                          (relu ? "|relu" : "") + (ydt == memory::data_type::bf16 ? "|ybf16" : "");
   try {
     auto p = cachedPrim(key, [&] {
       using F = dnnl::convolution_forward;
@@ -45,7 +47,7 @@ InferPlan inferPlan(const ConvGeom& g, ConvAlgo a, bool residual, bool relu) {
       dnnl::primitive_attr attr;
       attr.set_post_ops(po);
       F::desc d(dnnl::prop_kind::forward_inference, algo, anyMd(g.x, g.dt), anyMd(g.w, g.dt), plainMd({g.w[0]}),
-                anyMd(g.y), g.stride, g.padL, g.padR);
+                anyMd(g.y, ydt), g.stride, g.padL, g.padR);
       F::primitive_desc pd(d, attr, engine());
       return Prim{F(pd), pd, {}};
     });
@@ -67,21 +69,25 @@ void runInfer(const InferPlan& ip, const ConvGeom& g, const Tensor& x, const Ten
                   {DNNL_ARG_DST, memory(ip.dst, engine(), y)}});
 }
 
-InferPlan chooseInfer(const ConvGeom& g, bool residual, bool relu, const Tensor& x, const Tensor& w, const Tensor& b,
-                      const Tensor* r) {
+InferPlan chooseInfer(const ConvGeom& g, bool residual, bool relu, memory::data_type ydt, const Tensor& x,
+                      const Tensor& w, const Tensor& b, const Tensor* r) {
   const ConvAlgo algo = chooseConvAlgo(
-      "infer|" + g.key + (residual ? "|sum" : "") + (relu ? "|relu" : ""), {ConvAlgo::Direct, ConvAlgo::OnednnWinograd},
-      [&](ConvAlgo a) { return inferPlan(g, a, residual, relu).p != nullptr; },
+      "infer|" + g.key + (residual ? "|sum" : "") + (relu ? "|relu" : "") +
+          (ydt == memory::data_type::bf16 ? "|ybf16" : ""),
+      {ConvAlgo::Direct, ConvAlgo::OnednnWinograd},
+      [&](ConvAlgo a) { return inferPlan(g, a, residual, relu, ydt).p != nullptr; },
       [&](ConvAlgo a) {
-        const InferPlan p = inferPlan(g, a, residual, relu);
+        const InferPlan p = inferPlan(g, a, residual, relu, ydt);
         Scratch out(p.dst.get_size());
         return timeConvCandidate([&] { runInfer(p, g, x, w, b, r, out.get()); });
       });
-  return inferPlan(g, algo, residual, relu);
+  return inferPlan(g, algo, residual, relu, ydt);
 }
 }  // namespace
 
-// conv2dInfer(x, xShape, w, wShape, b, stride, padding, residual | null, relu) -> y [N,K,P,Q]
+// conv2dInfer(x, xShape, w, wShape, b, stride, padding, residual | null, relu, chained) -> y [N,K,P,Q]
+// chained: y is read only by further conv2dInfer calls (as x or residual), so under bf16 it is written in bf16:
+// the next convolution reads bf16 anyway, and the activation costs half the memory traffic and no reorder.
 Napi::Value conv2dInfer(const Napi::CallbackInfo& info) {
   const ConvGeom g = convGeom(dimsArg(info, 1, "xShape"), dimsArg(info, 3, "wShape"), pairArg(info, 5, "stride"),
                               pairArg(info, 6, "padding"));
@@ -90,11 +96,13 @@ Napi::Value conv2dInfer(const Napi::CallbackInfo& info) {
   const Tensor& b = tensorArg(info, 4, "b");
   const Tensor* r = optTensorArg(info, 7, "residual");
   const bool relu = boolArg(info, 8, "relu");
+  const bool chained = info.Length() > 9 && boolArg(info, 9, "chained");
+  const memory::data_type ydt = chained && bf16Compute() ? memory::data_type::bf16 : memory::data_type::f32;
   checkNumel(x, g.x, "x");
   checkNumel(w, g.w, "w");
   checkNumel(b, {g.w[0]}, "b");
   if (r) checkNumel(*r, g.y, "residual");
-  const InferPlan p = chooseInfer(g, r != nullptr, relu, x, w, b, r);
+  const InferPlan p = chooseInfer(g, r != nullptr, relu, ydt, x, w, b, r);
   Tensor* y;
   Napi::Value out = newTensor(info.Env(), p.dst, &y);
   runInfer(p, g, x, w, b, r, y->ptr);

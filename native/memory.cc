@@ -81,7 +81,9 @@ Napi::Value dispose(const Napi::CallbackInfo& info) {
 // layoutOf(s) -> a string describing the physical layout (tests and diagnostics)
 Napi::Value layoutOf(const Napi::CallbackInfo& info) {
   const Tensor& t = tensorArg(info, 0, "storage");
-  return Napi::String::New(info.Env(), isPlain(t.md) ? std::string("plain") : "blocked " + mdKey(t.md));
+  // f32: "plain" or "blocked ..."; another data type is named first ("bf16 blocked ...")
+  const std::string dt = t.md.data_type() == memory::data_type::bf16 ? "bf16 " : "";
+  return Napi::String::New(info.Env(), isPlain(t.md) ? std::string("plain") : dt + "blocked " + mdKey(t.md));
 }
 
 }  // namespace rn

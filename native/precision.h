@@ -3,7 +3,8 @@
 // What it is: one process-wide setting, as PyTorch's CPU autocast: under bf16, convolution and linear read their
 // inputs and weights as bfloat16 and accumulate and write in float32; everything else (batch norm and its
 // statistics, the loss, the weights themselves and SGD) stays float32. Tensors between kernels stay float32, so
-// no other op changes. bf16 is refused on a CPU whose oneDNN kernels would only emulate it (without
+// no other op changes, with one exception: an inference graph's convolution whose output only feeds further
+// convolutions writes it in bf16 (conv_infer.cc, `chained`). bf16 is refused on a CPU whose oneDNN kernels would only emulate it (without
 // AVX512_BF16 or AMX-BF16 it runs several times slower than fp32), with a message naming the instructions.
 // What it is not: the kernels (conv.cc, linear.cc read it).
 #pragma once

@@ -115,9 +115,12 @@ export interface Backend {
   /**
    * Inference only (no gradient): act(conv(x, w) + b [+ residual]), act = ReLU when `relu`, else identity; one
    * kernel where the backend can fuse it. The folded graph of src/models/inference.ts is built from it.
+   * `chained`: the result is read only by further conv2dInfer calls (as x or residual), never by another op or
+   * toArray, so the backend may store it in its compute precision (bf16 under bf16 on the native backend).
    */
   conv2dInfer(
     x: Storage, xShape: Shape, w: Storage, wShape: Shape, b: Storage, p: Conv2dParams, residual: Storage | null, relu: boolean,
+    chained?: boolean,
   ): Storage;
   /** Promises that s is never written again (an inference graph's weights): the backend may cache its layouts. */
   freeze(s: Storage): void;

@@ -6,7 +6,8 @@
  * `conv2dInfer`, which applies the bias, a BasicBlock's residual add and its ReLU in the same kernel (oneDNN post-ops
  * on the native backend). The folded weights are frozen, so the native backend reorders each into its kernel's
  * layout once and keeps it. Numerically it is the eval-mode model (test/models/inference.test.ts: logits within
- * 1e-4 relative in fp32); it follows the backend's precision like everything else (bf16 convolutions under bf16).
+ * 1e-4 relative in fp32); it follows the backend's precision like everything else (bf16 convolutions under bf16,
+ * and under bf16 the activations between convolutions are kept in bf16: `chained`, all but the last block's output).
  * What it is not: trainable (no autograd, no batch statistics), nor an exporter (src/interop/onnx.ts).
  * References: the model it mirrors, src/models/resnet.ts; Ioffe & Szegedy 2015 (batch norm in inference).
  */
@@ -89,9 +90,10 @@ export class InferenceGraph {
     return this.fc.wShape[0];
   }
 
-  private conv(x: Storage, xShape: Shape, c: FusedConv, residual: Storage | null, relu: boolean): [Storage, Shape] {
+  /** `chained`: the result feeds only further convolutions (see Backend.conv2dInfer), not the pooling head */
+  private conv(x: Storage, xShape: Shape, c: FusedConv, residual: Storage | null, relu: boolean, chained = true): [Storage, Shape] {
     const p = { stride: [c.stride, c.stride] as [number, number], padding: [c.pad, c.pad] as [number, number] };
-    return [this.be.conv2dInfer(x, xShape, c.w, c.wShape, c.b, p, residual, relu), convOutputShape(xShape, c.wShape, p)];
+    return [this.be.conv2dInfer(x, xShape, c.w, c.wShape, c.b, p, residual, relu, chained), convOutputShape(xShape, c.wShape, p)];
   }
 
   /** Logits [n, classes] of n normalised images x [n,3,H,W] (row-major), as the eval-mode model gives them. */
@@ -100,16 +102,16 @@ export class InferenceGraph {
     const input = be.fromArray(x, shape);
     let [h, hShape] = this.conv(input, shape, this.stem, null, true);
     be.dispose(input);
-    for (const blk of this.blocks) {
+    this.blocks.forEach((blk, i) => {
       const [a, aShape] = this.conv(h, hShape, blk.conv1, null, true);
       const [sc] = blk.shortcut ? this.conv(h, hShape, blk.shortcut, null, false) : [h];
-      const [out, outShape] = this.conv(a, aShape, blk.conv2, sc, true);
+      const [out, outShape] = this.conv(a, aShape, blk.conv2, sc, true, i < this.blocks.length - 1);
       be.dispose(a);
       if (sc !== h) be.dispose(sc);
       be.dispose(h);
       h = out;
       hShape = outShape;
-    }
+    });
     const pooled = be.avgPool2d(h, hShape, { kernel: [POOL, POOL], stride: [POOL, POOL], padding: [0, 0] });
     be.dispose(h);
     const n = hShape[0], C = hShape[1];

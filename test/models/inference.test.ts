@@ -11,7 +11,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { backendByName, nativeUnavailableReason } from '../../src/backend';
-import type { Backend } from '../../src/backend/backend';
+import { nativeLayoutOf } from '../../src/backend/native';
+import type { Backend, Storage } from '../../src/backend/backend';
 import { readSafetensorsFile } from '../../src/interop/safetensors';
 import { InferenceGraph } from '../../src/models/inference';
 import { resnet18 } from '../../src/models/resnet';
@@ -84,6 +85,33 @@ describe('inference graph: folded batch norm, fused residual add and ReLU', () =
       const [, x, shape] = inputs[1];
       const err = relErrorToMax(fused(be, x, shape), unfused(be, x, shape));
       assert.ok(err <= 3e-2, `relative error ${err.toExponential(3)} > 3e-2`);
+    } finally {
+      be.setPrecision('fp32');
+    }
+  });
+
+  test('native backend, bf16: a chained convolution output is stored in bf16 and reads back like the float32 one', { skip: bf16Skip() }, () => {
+    const be = backendByName('native');
+    const rng = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(seed * 1000 + i * 12.9898) * 0.5);
+    const x = be.fromArray(rng(2 * 16 * 8 * 8, 1), [2, 16, 8, 8]);
+    const w = be.fromArray(rng(16 * 16 * 9, 2), [16, 16, 3, 3]);
+    const b = be.fromArray(rng(16, 3), [16]);
+    const p = { stride: [1, 1] as [number, number], padding: [1, 1] as [number, number] };
+    const shape = [2, 16, 8, 8];
+    be.setPrecision('bf16');
+    try {
+      const chained = be.conv2dInfer(x, shape, w, [16, 16, 3, 3], b, p, null, true, true);
+      const plain = be.conv2dInfer(x, shape, w, [16, 16, 3, 3], b, p, null, true, false);
+      assert.match(nativeLayoutOf(chained), /^bf16 /, 'chained: bf16');
+      assert.doesNotMatch(nativeLayoutOf(plain), /bf16/, 'not chained: float32');
+      // the next convolution, fed the bf16 activation as input and as residual, against the float32 one
+      const next = (h: Storage) => be.toArray(be.conv2dInfer(h, shape, w, [16, 16, 3, 3], b, p, h, true, false), shape) as Float32Array;
+      const a = next(chained), c = next(plain);
+      const err = relErrorToMax(a, c);
+      // the activations differ by bf16 rounding (8 bits of mantissa): 2^-8 of their size at most
+      assert.ok(err > 0 && err <= 2 ** -8, `relative difference ${err.toExponential(3)}`);
+      be.setPrecision('fp32');
+      assert.doesNotMatch(nativeLayoutOf(be.conv2dInfer(x, shape, w, [16, 16, 3, 3], b, p, null, true, true)), /bf16/, 'fp32: chained stays float32');
     } finally {
       be.setPrecision('fp32');
     }

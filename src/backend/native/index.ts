@@ -139,7 +139,7 @@ export function trimNativeMemory(): void {
   loadAddon().trimMemory();
 }
 
-/** Private: the physical layout of a storage ('plain' or 'blocked ...'), for tests and diagnostics. */
+/** Private: the physical layout of a storage ('plain' or 'blocked ...', 'bf16 blocked ...' for bf16), for tests and diagnostics. */
 export function nativeLayoutOf(s: Storage): string {
   return loadAddon().layoutOf(h('layoutOf', 's', s));
 }
@@ -223,10 +223,10 @@ function convKernels(A: NativeAddon): Pick<Backend, 'conv2d' | 'conv2dInfer' | '
       const y = A.conv2d(h(op, 'x', x), xShape, h(op, 'w', w), wShape, hOpt(op, 'b', b), p.stride, p.padding);
       return wrap(y, convOutputShape(xShape, wShape, p));
     },
-    conv2dInfer(x, xShape, w, wShape, b, p, residual, relu) {
+    conv2dInfer(x, xShape, w, wShape, b, p, residual, relu, chained = false) {
       const op = 'conv2dInfer';
       const y = A.conv2dInfer(h(op, 'x', x), xShape, h(op, 'w', w), wShape, h(op, 'b', b), p.stride, p.padding,
-        hOpt(op, 'residual', residual), relu);
+        hOpt(op, 'residual', residual), relu, chained);
       return wrap(y, convOutputShape(xShape, wShape, p));
     },
     conv2dBackwardData(dy, w, xShape, wShape, p) {
