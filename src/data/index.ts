@@ -4,6 +4,8 @@
  */
 export {
   decodeImage,
+  decodeJpegGroup,
+  isPlainJpeg,
   preprocessForModel,
   resizeRgb,
   ImageDecodeError,
