@@ -14,7 +14,8 @@
  * → 422; bounded uploads in progress and concurrent inferences → 503 + Retry-After, uploads per client address
  * → 429 + Retry-After; a body below the minimum upload rate after a grace period → 408 and the socket closed;
  * header/request/idle timeouts; Host and Origin checks; every error is JSON and no stack trace leaves the process.
- * Inference: uploads are decoded here (sharp decodes on libuv's threads), then classified by dynamic batching
+ * Inference: uploads are decoded, resized and normalised on a thread of their own (preprocess.ts: the JavaScript
+ * resize of a large photo would otherwise hold up every other request), then classified by dynamic batching
  * (batcher.ts: requests that arrive within a few milliseconds share one forward pass) on an InferenceEngine
  * (engine.ts): with `model`, a child process of its own, restarted if it dies (its requests get 503 JSON); with
  * `classifier`, this thread. A model failure is a 500 JSON for the requests of that input only.
@@ -24,7 +25,7 @@
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
-import { DEFAULT_MAX_PIXELS, ImageDecodeError, preprocessForModel } from '../data';
+import { DEFAULT_MAX_PIXELS, ImageDecodeError } from '../data';
 import type { Classifier } from '../predict/classifier';
 import { Prediction, predictionToJson, topK } from '../predict/prediction';
 import { DEFAULT_BATCH_DELAY_MS, DEFAULT_MAX_BATCH, DynamicBatcher, batchSizes } from './batcher';
@@ -34,6 +35,7 @@ import { HttpError, UploadRate, readBody, send, sendError, sendErrorAndClose, se
 import { ConcurrencyLimiter, PerKeyLimiter } from './limiter';
 import { readMetricsChunk } from './runlog';
 import { checkUpload, decodeErrorToHttp } from './upload';
+import { UploadPreprocessor } from './preprocess';
 import { Asset, findWebDir, loadAssets } from './static';
 
 export const DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024;
@@ -101,6 +103,7 @@ interface Ctx {
   readonly opts: ServeOptions;
   readonly engine: InferenceEngine;
   readonly batcher: DynamicBatcher;
+  readonly preprocessor: UploadPreprocessor;
   readonly assets: Map<string, Asset>;
   readonly hostPolicy: HostPolicy;
   readonly maxBodyBytes: number;
@@ -127,10 +130,12 @@ const tooManyFromClient = (max: number): HttpError =>
 async function classifyUpload(ctx: Ctx, bytes: Buffer): Promise<Prediction> {
   let x: Float32Array;
   try {
-    x = await preprocessForModel(bytes, { maxPixels: ctx.maxPixels, name: 'upload' });
+    x = (await ctx.preprocessor.preprocess(bytes, ctx.maxPixels)).x;
   } catch (err) {
     if (err instanceof ImageDecodeError) throw decodeErrorToHttp(err);
-    throw err;
+    if (ctx.closing) throw shuttingDown();
+    ctx.opts.log?.(`${err instanceof Error ? err.message : String(err)}`);
+    throw new HttpError(500, 'preprocessing-failed', 'upload: the image could not be prepared for the model; see the server log');
   }
   try {
     return await ctx.batcher.classify(x);
@@ -330,6 +335,7 @@ async function listen(opts: ServeOptions, host: string, headersTimeout: number, 
     opts,
     engine,
     batcher: new DynamicBatcher(engine, { maxBatch: opts.maxBatch ?? DEFAULT_MAX_BATCH, delayMs: opts.batchDelayMs ?? DEFAULT_BATCH_DELAY_MS }),
+    preprocessor: new UploadPreprocessor(opts.log),
     assets: loadAssets(opts.webDir ?? findWebDir()),
     hostPolicy: makeHostPolicy(host, opts.allowHosts),
     maxBodyBytes: opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
@@ -390,5 +396,6 @@ async function closeServer(ctx: Ctx, server: http.Server, graceMs: number, ownsE
   await closed;
   clearInterval(sweep);
   ctx.batcher.close(shuttingDown());
+  await ctx.preprocessor.close();
   if (ownsEngine) await ctx.engine.close('server: closed');
 }
