@@ -59,5 +59,18 @@
       ],
       "libraries": ["-ldnnl", "-fopenmp"]
     }
+  ],
+  "conditions": [
+    # the JPEG addon (native/jpeg.cc) only where libjpeg's headers are installed (libjpeg-dev); without it
+    # src/data decodes every JPEG with sharp, the same pixels at more cost per image
+    ["<!(test -f /usr/include/jpeglib.h && echo 1 || echo 0)==1", {
+      "targets": [
+        {
+          "target_name": "resnet_jpeg",
+          "sources": ["native/jpeg.cc"],
+          "libraries": ["-ljpeg"]
+        }
+      ]
+    }]
   ]
 }

@@ -6,7 +6,7 @@
 // start, model load), and that rate as a share of the engine's. Figures only, no assertions.
 //
 //   mkdir -p /tmp/cifar && tar xzf ../shared/data/cifar10-jpg.tar.gz -C /tmp/cifar
-//   node bench/predict-folder.mjs --weights W --dir /tmp/cifar/cifar10/test [--limit N] [--batch-size 64] [--bench-steps 3]
+//   node bench/predict-folder.mjs --weights W --dir /tmp/cifar/cifar10/test [--limit N] [--batch-size 128] [--bench-steps 3]
 //
 // --limit N: N files spread evenly over the sorted list (every k-th), given to predict as paths; default all.
 //
@@ -19,7 +19,7 @@ const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..')
 const cli = path.join(root, 'bin/resnet.js');
 
 function parseArgs(argv) {
-  const o = { weights: null, dir: null, batchSize: 64, benchSteps: 3, bench: true, limit: 0 };
+  const o = { weights: null, dir: null, batchSize: 128, benchSteps: 3, bench: true, limit: 0 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--no-bench') { o.bench = false; continue; }

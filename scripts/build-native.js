@@ -13,7 +13,7 @@ const path = require('node:path');
 const root = path.join(__dirname, '..');
 const GUIDANCE = [
   'resnet-ts: the native (oneDNN) backend was not built; the reference backend still works, slowly.',
-  'To enable it on Debian/Ubuntu:  apt-get install -y libdnnl-dev g++ make python3',
+  'To enable it on Debian/Ubuntu:  apt-get install -y libdnnl-dev libjpeg-dev g++ make python3',
   'then rebuild it:                 npm run build:native',
 ].join('\n');
 

@@ -22,8 +22,8 @@ import { DecodedBatch, INPUT_VALUES, describeFsError, readInput } from './read-i
 
 export { MAX_FILE_BYTES } from './read-input';
 
-/** Files per forward pass in folder prediction (`--batch-size`). */
-export const DEFAULT_BATCH_SIZE = 64;
+/** Files per forward pass in folder prediction (`--batch-size`): bench's batch, faster than 64 over the CIFAR test set (255 against 237 img/s). */
+export const DEFAULT_BATCH_SIZE = 128;
 
 /** Below this many files decoding stays on the main thread: starting a worker costs more than it saves. */
 export const WORKER_MIN_FILES = 32;

@@ -18,6 +18,7 @@ import {
   resizeRgb,
   sniffImageType,
 } from '../../src/data/decode';
+import { nativeJpegDecoder } from '../../src/data/jpeg-native';
 import { CIFAR_MEAN, CIFAR_STD, normalizeImage } from '../../src/data/normalize';
 import fixture from './fixtures/pil_fixture.json';
 import { encode, makeBmp, makePng, rgbPattern, smoothPattern } from './make';
@@ -280,6 +281,41 @@ describe('group decode of plain JPEGs', () => {
     assert.ok(files.every((f) => isPlainJpeg(f, 32, 32)));
     const group = await decodeJpegGroup(files, 32, 32);
     for (let k = 0; k < 4; k++) assert.deepEqual(group.subarray(k * 3072, (k + 1) * 3072), (await decodeImage(files[k])).data, `image ${k}`);
+  });
+
+  const jpegAddon = nativeJpegDecoder();
+  const noAddon = jpegAddon === null && process.env.RESNET_REQUIRE_NATIVE !== '1' ? 'the JPEG addon is not built (libjpeg-dev missing at install)' : false;
+
+  test('the JPEG addon decodes what sharp decodes, bit for bit, and refuses the rest image by image', { skip: noAddon }, async () => {
+    assert.ok(jpegAddon, 'the JPEG addon is built (RESNET_REQUIRE_NATIVE=1)');
+    const variants: [number, number, sharp.JpegOptions][] = [
+      [32, 32, { quality: 90 }],
+      [32, 32, { quality: 75, chromaSubsampling: '4:4:4' }],
+      [32, 32, { quality: 30, progressive: true }],
+      [33, 17, { quality: 95 }], // sizes that are not whole MCUs
+      [64, 48, { quality: 85, optimiseCoding: true }],
+    ];
+    for (const [w, h, o] of variants) {
+      const files = await Promise.all([0, 1, 2].map(async (k) => new Uint8Array(await sharp(Buffer.from(k === 2 ? smoothPattern(w, h, 3) : rgbPattern(w, h, k)), { raw: { width: w, height: h, channels: 3 } }).jpeg(o).toBuffer())));
+      const { rgb, ok } = jpegAddon.decode(files, w, h);
+      assert.deepEqual([...ok], [1, 1, 1], `${w}x${h} ${JSON.stringify(o)}`);
+      for (let k = 0; k < 3; k++) {
+        assert.deepEqual(rgb.subarray(k * w * h * 3, (k + 1) * w * h * 3), (await decodeImage(files[k])).data, `${w}x${h} ${JSON.stringify(o)} image ${k}`);
+      }
+    }
+    const good = new Uint8Array(await encode(rgbPattern(32, 32, 7), 32, 32, 'jpeg'));
+    const huffman = Uint8Array.from(good);
+    const dht = Buffer.from(huffman).indexOf(Buffer.from([0xff, 0xc4]));
+    huffman.fill(0xff, dht + 5, dht + 21);
+    const gray = new Uint8Array(await sharp(Buffer.from(good)).toColourspace('b-w').jpeg().toBuffer());
+    const list = [good, huffman, good.subarray(0, good.length - 60), gray, new Uint8Array(await encode(rgbPattern(16, 16, 1), 16, 16, 'jpeg')), Buffer.from('not a jpeg'), good];
+    const { rgb, ok } = jpegAddon.decode(list, 32, 32);
+    assert.deepEqual([...ok], [1, 0, 0, 0, 0, 0, 1], 'good, bad Huffman table, truncated, grayscale, 16x16, text, good');
+    const want = (await decodeImage(good)).data;
+    assert.deepEqual(rgb.subarray(0, 3072), want);
+    assert.deepEqual(rgb.subarray(6 * 3072), want, 'the refused images in between do not disturb the next');
+    // a group with a bad member throws, so that its caller decodes the members one by one and names the bad one
+    await assert.rejects(decodeJpegGroup([good, huffman], 32, 32));
   });
 
   test('files whose pixels need per-image handling are not plain', async () => {

@@ -16,6 +16,7 @@ import { PROGRESS_MIN_FILES, runPredict } from '../../src/cli/commands/predict';
 import { loadClassifier, type Classifier } from '../../src/predict/classifier';
 import { FileResult, predictFile, predictPaths } from '../../src/predict/predict';
 import { pattern, tempDir, writeTestWeights } from './fixtures';
+import { decodeBatch, INPUT_VALUES, readInput } from '../../src/predict/read-input';
 
 let dir = '';
 let weights = '';
@@ -109,6 +110,30 @@ describe('resnet predict over a folder, batched', () => {
       const keys = r.file === corrupt ? ['file', 'error'] : ['file', 'label', 'label_zh', 'index', 'confidence', 'probs', 'logits'];
       assert.deepEqual(Object.keys(r), keys);
     }
+  });
+});
+
+describe('a batch of plain 32x32 JPEGs (decoded in one call)', () => {
+  test('the same inputs as decoding each file alone; a corrupt one among them still named, with its reason', async () => {
+    const d = path.join(dir, 'plain32');
+    fs.mkdirSync(d, { recursive: true });
+    const paths: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const jpeg = await sharp(pattern(32, 32, 20 + i), { raw: { width: 32, height: 32, channels: 3 } }).jpeg({ quality: 80 + i }).toBuffer();
+      const p = path.join(d, `${i}.jpg`);
+      fs.writeFileSync(p, i === 3 ? corruptJpeg(jpeg) : jpeg);
+      paths.push(p);
+    }
+    // all good (one call decodes them all), then with the corrupt one (the group fails: each file alone)
+    for (const list of [paths.filter((_, i) => i !== 3), paths]) {
+      const batch = await decodeBatch(list);
+      const alone = await Promise.all(list.map((p) => readInput(p)));
+      assert.deepEqual(batch.errors, alone.map((r) => r.error ?? null));
+      const expected = alone.filter((r) => r.x !== undefined).map((r) => [...r.x!]);
+      const got = Array.from({ length: expected.length }, (_, k) => [...batch.x.subarray(k * INPUT_VALUES, (k + 1) * INPUT_VALUES)]);
+      assert.deepEqual(got, expected, `${list.length} files`);
+    }
+    assert.match((await decodeBatch(paths)).errors[3] ?? '', /^corrupt JPEG \(.*Huffman/);
   });
 });
 
