@@ -37,7 +37,6 @@ export function nativeJpegDecoder(): NativeJpegDecoder | null {
   const file = addonPath();
   if (file === null) return loaded;
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const addon = require(file) as JpegAddon;
     loaded = {
       libjpegVersion: addon.libjpegVersion,

@@ -43,7 +43,7 @@ export class UploadPreprocessor {
         // the thread failed or exited: the next upload (or this one's second try) gets a fresh one
         if (this.worker === w) this.worker = null;
         const why = err instanceof Error ? err.message : String(err);
-        if (this.closed || attempt >= 1) throw new Error(`upload preprocessing: ${why}`);
+        if (this.closed || attempt >= 1) throw new Error(`upload preprocessing: ${why}`, { cause: err });
         this.log?.(`upload preprocessing: ${why}; starting a new thread`);
       }
     }
