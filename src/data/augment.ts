@@ -1,6 +1,6 @@
 /**
  * The seed's training augmentation, fused with ToTensor + Normalize into one pass per image:
- * RandomCrop(32, padding=4, zero fill) -> RandomHorizontalFlip(p=0.5) -> ToTensor -> Normalize(mean, std)
+ * RandomCrop(32, padding=4 (or --crop-padding), zero fill) -> RandomHorizontalFlip(p=0.5) -> ToTensor -> Normalize(mean, std)
  * -> optional Cutout (a square of side L, centre uniform over the image, clipped at the borders, set to 0 in the
  * normalised tensor, as the reference implementation applies its mask after Normalize).
  *
@@ -16,8 +16,10 @@ import { hashSeed, Rng } from '../util/rng';
 import { IMAGE_BYTES, IMAGE_SIZE, NORM_LUT, normalizeInto } from './normalize';
 
 export interface AugmentOptions {
-  /** RandomCrop(32, padding=4) */
+  /** RandomCrop(32, padding=cropPadding) */
   crop: boolean;
+  /** RandomCrop's zero padding in pixels (default CROP_PADDING, the seed's 4); the crop moves by up to this much */
+  cropPadding?: number;
   /** RandomHorizontalFlip(0.5) */
   flip: boolean;
   /** Cutout side length in pixels (0 or absent: off) */
@@ -27,7 +29,7 @@ export interface AugmentOptions {
 export const CROP_PADDING = 4;
 const AUGMENT_TAG = 0x61756731; // separates these draws from other users of hashSeed(seed, epoch, index)
 
-/** The random choices for one sample. top/left are offsets into the zero-padded 40x40 image (0..8). */
+/** The random choices for one sample. top/left are offsets into the zero-padded image (0..2·padding: 0..8 at 4). */
 export interface SampleAugmentation {
   top: number;
   left: number;
@@ -37,10 +39,10 @@ export interface SampleAugmentation {
   cx: number;
 }
 
-export function sampleAugmentation(seed: number, epoch: number, index: number): SampleAugmentation {
+export function sampleAugmentation(seed: number, epoch: number, index: number, cropPadding = CROP_PADDING): SampleAugmentation {
   const rng = new Rng(hashSeed(seed, epoch, index, AUGMENT_TAG));
-  const top = rng.int(2 * CROP_PADDING + 1);
-  const left = rng.int(2 * CROP_PADDING + 1);
+  const top = rng.int(2 * cropPadding + 1);
+  const left = rng.int(2 * cropPadding + 1);
   const flip = rng.uniform() < 0.5;
   const cy = rng.int(IMAGE_SIZE);
   const cx = rng.int(IMAGE_SIZE);
@@ -56,8 +58,9 @@ export function augmentInto(out: Float32Array, outAt: number, src: Uint8Array, s
   const S = IMAGE_SIZE;
   const P = S * S;
   const lut = NORM_LUT;
-  const dy = opts.crop ? a.top - CROP_PADDING : 0;
-  const dx = opts.crop ? a.left - CROP_PADDING : 0;
+  const pad = opts.cropPadding ?? CROP_PADDING;
+  const dy = opts.crop ? a.top - pad : 0;
+  const dx = opts.crop ? a.left - pad : 0;
   const flip = opts.flip && a.flip;
   // output columns whose source column (x + dx, or 31 - x + dx when flipped) lies inside the image
   const x0 = flip ? Math.max(0, dx) : Math.max(0, -dx);
@@ -115,7 +118,7 @@ export function buildBatchX(images: Uint8Array, indices: ArrayLike<number>, epoc
   const active = augment !== null && (augment.crop || augment.flip || (augment.cutout ?? 0) > 0);
   for (let k = 0; k < n; k++) {
     const i = indices[k];
-    if (active) augmentInto(x, k * IMAGE_BYTES, images, i * IMAGE_BYTES, sampleAugmentation(seed, epoch, i), augment);
+    if (active) augmentInto(x, k * IMAGE_BYTES, images, i * IMAGE_BYTES, sampleAugmentation(seed, epoch, i, augment.cropPadding), augment);
     else normalizeInto(x, k * IMAGE_BYTES, images, i * IMAGE_BYTES, IMAGE_SIZE * IMAGE_SIZE);
   }
   return x;

@@ -48,6 +48,8 @@ export interface TrainConfig {
   /** use only N test images */
   testLimit?: number;
   crop: boolean;
+  /** RandomCrop's padding in pixels (the seed's 4; smaller moves the crops less) */
+  cropPadding: number;
   flip: boolean;
   /** Cutout square side in pixels (0: off) */
   cutout: number;
@@ -64,18 +66,18 @@ export interface TrainConfig {
 export const RECIPES: Record<RecipeName, TrainConfig> = {
   seed: {
     recipe: 'seed', epochs: 200, batchSize: 128, lr: 0.001, momentum: 0.9, weightDecay: 5e-4, nesterov: false,
-    labelSmoothing: 0, schedule: 'constant', warmupFraction: 0.25, decayNormBias: true, seed: 0, valSplit: 0, crop: true,
+    labelSmoothing: 0, schedule: 'constant', warmupFraction: 0.25, decayNormBias: true, seed: 0, valSplit: 0, crop: true, cropPadding: 4,
     flip: true, cutout: 0, baseWidth: 64, precision: 'fp32', ema: 0, ttaEval: 'off',
   },
   fast: {
     recipe: 'fast', epochs: 15, batchSize: 128, lr: 0.1, momentum: 0.9, weightDecay: 5e-4, nesterov: true,
     labelSmoothing: 0.1, schedule: 'onecycle', warmupFraction: 0.25, decayNormBias: true, seed: 0, valSplit: 0,
-    crop: true, flip: true, cutout: 0, baseWidth: 64, precision: 'auto', ema: 0, ttaEval: 'flip',
+    crop: true, cropPadding: 4, flip: true, cutout: 0, baseWidth: 64, precision: 'auto', ema: 0, ttaEval: 'flip',
   },
   fast5: {
     recipe: 'fast5', epochs: 5, batchSize: 128, lr: 0.1, momentum: 0.9, weightDecay: 5e-4, nesterov: true,
     labelSmoothing: 0.2, schedule: 'linear', warmupFraction: 0.2, decayNormBias: false, seed: 0, valSplit: 0,
-    crop: true, flip: true, cutout: 0, baseWidth: 64, precision: 'auto', ema: 0, ttaEval: 'flip',
+    crop: true, cropPadding: 4, flip: true, cutout: 0, baseWidth: 64, precision: 'auto', ema: 0, ttaEval: 'flip',
   },
 };
 
@@ -92,7 +94,7 @@ export const DEFAULT_KEEP_LAST = 5;
 export const RESUME_KEYS: (keyof TrainConfig)[] = [
   'batchSize', 'lr', 'momentum', 'weightDecay', 'nesterov', 'labelSmoothing', 'schedule', 'warmupFraction', 'decayNormBias',
   'seed', 'ema',
-  'valSplit', 'limit', 'testLimit', 'crop', 'flip', 'cutout', 'baseWidth', 'epochs',
+  'valSplit', 'limit', 'testLimit', 'crop', 'cropPadding', 'flip', 'cutout', 'baseWidth', 'epochs',
 ];
 
 export function validateConfig(c: TrainConfig): void {
@@ -106,6 +108,9 @@ export function validateConfig(c: TrainConfig): void {
   checkSgdOptions('train', { ...c, dampening: 0 }, (k) => `--${flag(k)}`);
   for (const k of ['labelSmoothing', 'cutout', 'valSplit'] as const) {
     if (!(Number.isFinite(c[k]) && c[k] >= 0)) throw new Error(`train: --${flag(k)} must be a number >= 0, received ${c[k]}`);
+  }
+  if (!(Number.isInteger(c.cropPadding) && c.cropPadding >= 0 && c.cropPadding <= 16)) {
+    throw new Error(`train: --crop-padding must be an integer from 0 to 16 (pixels), received ${c.cropPadding}`);
   }
   if (c.labelSmoothing > 1) throw new Error(`train: --label-smoothing must be in [0, 1], received ${c.labelSmoothing}`);
   if (!SCHEDULES.includes(c.schedule)) {
@@ -131,8 +136,8 @@ export function flag(k: string): string {
   return k.replace(/[A-Z]/g, (m) => `-${m.toLowerCase()}`);
 }
 
-/** What a checkpoint written before a field existed did, for fields added later (decay on every parameter, no EMA). */
-const BEFORE_FIELD: Partial<Record<keyof TrainConfig, unknown>> = { decayNormBias: true, ema: 0 };
+/** What a checkpoint written before a field existed did, for fields added later (decay on every parameter, no EMA, padding 4). */
+const BEFORE_FIELD: Partial<Record<keyof TrainConfig, unknown>> = { decayNormBias: true, ema: 0, cropPadding: 4 };
 
 /** Differences between a checkpoint's config and this run's, as "field: was → now" lines. */
 export function configDifferences(saved: Record<string, unknown>, now: TrainConfig): string[] {

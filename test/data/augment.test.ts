@@ -88,6 +88,31 @@ describe('random draws', () => {
     assert.ok(differ((i) => sampleAugmentation(8, 2, i)) > 40, 'another seed draws differently');
   });
 
+  test('--crop-padding: offsets within 2·padding, and a crop under padding 2 is the same crop under padding 4, 2 pixels further in', () => {
+    const tops = new Set<number>();
+    for (let i = 0; i < 500; i++) {
+      assert.deepEqual(sampleAugmentation(7, 2, i, 4), sampleAugmentation(7, 2, i), 'the default is the seed\'s 4');
+      const a = sampleAugmentation(7, 2, i, 2);
+      tops.add(a.top);
+      assert.ok(a.left >= 0 && a.left <= 4);
+    }
+    assert.deepEqual([...tops].sort((a, b) => a - b), [0, 1, 2, 3, 4]);
+    assert.ok([...Array(50).keys()].every((i) => sampleAugmentation(3, 1, i, 0).top === 0), 'padding 0: no move');
+    const src = Uint8Array.from({ length: 3072 }, (_, i) => (i * 37 + 11) & 255);
+    for (const [top, left, flip] of [[0, 0, false], [4, 1, true], [2, 2, false], [3, 0, true]] as const) {
+      const two = new Float32Array(3072);
+      const four = new Float32Array(3072);
+      augmentInto(two, 0, src, 0, aug(top, left, flip), { crop: true, cropPadding: 2, flip: true });
+      augmentInto(four, 0, src, 0, aug(top + 2, left + 2, flip), { crop: true, flip: true });
+      assert.deepEqual(two, four, `top ${top} left ${left} flip ${flip}`);
+    }
+    // buildBatchX draws with the batch's padding
+    const x = buildBatchX(src, [0], 1, 3, { crop: true, cropPadding: 1, flip: false });
+    const one = new Float32Array(3072);
+    augmentInto(one, 0, src, 0, sampleAugmentation(3, 1, 0, 1), { crop: true, cropPadding: 1, flip: false });
+    assert.deepEqual(x, one);
+  });
+
   test('a batch is augmented per sample index, whatever its position in the batch', () => {
     const images = new Uint8Array(3 * 3072);
     for (let k = 0; k < 3; k++) images.set(rgbPattern(32, 32, k), k * 3072);

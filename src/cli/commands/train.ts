@@ -42,6 +42,7 @@ export function registerTrain(program: Command): void {
     .option('--test-limit <n>', 'use only N test images', int)
     .option('--cutout <px>', 'Cutout augmentation square side (0: off)', int)
     .option('--no-crop', 'no RandomCrop(32, padding 4)')
+    .option('--crop-padding <px>', 'RandomCrop\'s zero padding: crops move by up to this many pixels (default 4, the seed\'s)', int)
     .option('--no-flip', 'no RandomHorizontalFlip')
     .option('--width <n>', 'channels of the first stage (64 = the seed; smaller for quick experiments)', int)
     .addOption(precisionOption('fp32').default(undefined, 'the recipe\'s: fp32 for seed, auto for fast and fast5'))
@@ -68,7 +69,8 @@ export function registerTrain(program: Command): void {
         schedule: pick('schedule', o.schedule), warmupFraction: pick('warmupFraction', o.warmupFraction),
         decayNormBias: pick('decayNormBias', o.decayNormBias), seed: pick('seed', o.seed), valSplit: pick('valSplit', o.valSplit),
         limit: o.limit as number | undefined, testLimit: o.testLimit as number | undefined,
-        cutout: pick('cutout', o.cutout), crop: o.crop !== false, flip: o.flip !== false, baseWidth: pick('baseWidth', o.width),
+        cutout: pick('cutout', o.cutout), crop: o.crop !== false,
+        cropPadding: pick('cropPadding', o.cropPadding), flip: o.flip !== false, baseWidth: pick('baseWidth', o.width),
         precision: pick('precision', o.precision), ema: pick('ema', o.ema), ttaEval: pick('ttaEval', o.ttaEval),
       };
       const resume = o.resume === true ? true : (o.resume as string | undefined);
