@@ -135,6 +135,26 @@ export class ResNet extends Module {
 }
 
 /** The seed's ResNet18(): CIFAR ResNet-18 with `numClasses` outputs (default 10). */
+/** The state-dict key of a block's last batch-norm weight (γ of `left.4`), the one zero-initialised below. */
+export const RESIDUAL_GAMMA = /^layer\d+\.\d+\.left\.4\.weight$/;
+
+/**
+ * Sets every BasicBlock's last batch-norm scale to 0 (torchvision's `zero_init_residual`; Goyal et al. 2017,
+ * "Accurate, Large Minibatch SGD"): each block starts as its shortcut, so the network starts shallower and trains
+ * faster early on. Returns how many tensors it zeroed (8 for ResNet-18).
+ */
+export function zeroInitResidual(model: ResNet): number {
+  const sd = model.stateDict();
+  let n = 0;
+  for (const [k, t] of sd) {
+    if (!RESIDUAL_GAMMA.test(k) || t.dtype === 'int64') continue;
+    (t.data as Float32Array | Float64Array).fill(0);
+    n++;
+  }
+  model.loadStateDict(sd);
+  return n;
+}
+
 export function resnet18(opts: ResNetOptions = {}): ResNet {
   return new ResNet(opts);
 }

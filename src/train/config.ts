@@ -55,6 +55,8 @@ export interface TrainConfig {
   cutout: number;
   /** ResNet-18 width of the first stage (64 = the seed's) */
   baseWidth: number;
+  /** start every residual block as its shortcut: its last batch-norm scale at 0 (models/resnet.ts zeroInitResidual) */
+  zeroInitResidual: boolean;
   /** fp32, bf16 or auto; what it resolved to on the machine is in run.json and each checkpoint's env */
   precision: PrecisionChoice;
   /** decay of the exponential moving average of the weights, updated after every step (0: none; ema.ts) */
@@ -67,17 +69,17 @@ export const RECIPES: Record<RecipeName, TrainConfig> = {
   seed: {
     recipe: 'seed', epochs: 200, batchSize: 128, lr: 0.001, momentum: 0.9, weightDecay: 5e-4, nesterov: false,
     labelSmoothing: 0, schedule: 'constant', warmupFraction: 0.25, decayNormBias: true, seed: 0, valSplit: 0, crop: true, cropPadding: 4,
-    flip: true, cutout: 0, baseWidth: 64, precision: 'fp32', ema: 0, ttaEval: 'off',
+    flip: true, cutout: 0, baseWidth: 64, zeroInitResidual: false, precision: 'fp32', ema: 0, ttaEval: 'off',
   },
   fast: {
     recipe: 'fast', epochs: 15, batchSize: 128, lr: 0.1, momentum: 0.9, weightDecay: 5e-4, nesterov: true,
     labelSmoothing: 0.1, schedule: 'onecycle', warmupFraction: 0.25, decayNormBias: true, seed: 0, valSplit: 0,
-    crop: true, cropPadding: 4, flip: true, cutout: 0, baseWidth: 64, precision: 'auto', ema: 0, ttaEval: 'flip',
+    crop: true, cropPadding: 4, flip: true, cutout: 0, baseWidth: 64, zeroInitResidual: false, precision: 'auto', ema: 0, ttaEval: 'flip',
   },
   fast5: {
     recipe: 'fast5', epochs: 5, batchSize: 128, lr: 0.1, momentum: 0.9, weightDecay: 5e-4, nesterov: true,
     labelSmoothing: 0.2, schedule: 'linear', warmupFraction: 0.2, decayNormBias: false, seed: 0, valSplit: 0,
-    crop: true, cropPadding: 4, flip: true, cutout: 0, baseWidth: 64, precision: 'auto', ema: 0, ttaEval: 'flip',
+    crop: true, cropPadding: 4, flip: true, cutout: 0, baseWidth: 64, zeroInitResidual: false, precision: 'auto', ema: 0, ttaEval: 'flip',
   },
 };
 
@@ -94,7 +96,7 @@ export const DEFAULT_KEEP_LAST = 5;
 export const RESUME_KEYS: (keyof TrainConfig)[] = [
   'batchSize', 'lr', 'momentum', 'weightDecay', 'nesterov', 'labelSmoothing', 'schedule', 'warmupFraction', 'decayNormBias',
   'seed', 'ema',
-  'valSplit', 'limit', 'testLimit', 'crop', 'cropPadding', 'flip', 'cutout', 'baseWidth', 'epochs',
+  'valSplit', 'limit', 'testLimit', 'crop', 'cropPadding', 'flip', 'cutout', 'baseWidth', 'zeroInitResidual', 'epochs',
 ];
 
 export function validateConfig(c: TrainConfig): void {
@@ -136,8 +138,8 @@ export function flag(k: string): string {
   return k.replace(/[A-Z]/g, (m) => `-${m.toLowerCase()}`);
 }
 
-/** What a checkpoint written before a field existed did, for fields added later (decay on every parameter, no EMA, padding 4). */
-const BEFORE_FIELD: Partial<Record<keyof TrainConfig, unknown>> = { decayNormBias: true, ema: 0, cropPadding: 4 };
+/** What a checkpoint written before a field existed did, for fields added later (decay on every parameter, no EMA, padding 4, γ initialised to 1). */
+const BEFORE_FIELD: Partial<Record<keyof TrainConfig, unknown>> = { decayNormBias: true, ema: 0, cropPadding: 4, zeroInitResidual: false };
 
 /** Differences between a checkpoint's config and this run's, as "field: was → now" lines. */
 export function configDifferences(saved: Record<string, unknown>, now: TrainConfig): string[] {

@@ -24,6 +24,7 @@ import { openDataset, splitValidation } from '../data';
 import type { CifarData, Split } from '../data/types';
 import { loadWeights } from '../interop/weights';
 import { SEED_SPEC, buildModel, type ModelSpec } from '../models';
+import { zeroInitResidual } from '../models/resnet';
 import type { ResNet } from '../models/resnet';
 import { describeLoad } from '../nn/module';
 import { noDecayNames, SGD } from '../nn/optim';
@@ -194,6 +195,8 @@ async function setUp(
   const numClasses = data.classes.length;
   const spec: ModelSpec = { arch: 'resnet18', width: cfg.baseWidth, numClasses, inputSize: SEED_SPEC.inputSize };
   const model = buildModel(spec, { seed: cfg.seed, backend: opts.backend });
+  // the starting weights; a resumed run or --weights replaces them later
+  if (cfg.zeroInitResidual) zeroInitResidual(model);
   const named = model.namedParameters();
   const opt = new SGD(named, {
     lr: cfg.lr, momentum: cfg.momentum, weightDecay: cfg.weightDecay, nesterov: cfg.nesterov,

@@ -1,12 +1,19 @@
 /**
- * Training configuration fields added after runs existed: `--crop-padding` (RandomCrop's padding, the seed's 4).
- * A checkpoint written before the field resumes as padding 4; another padding is a difference that a resume
- * names; the value is checked.
+ * Training configuration fields added after runs existed: `--crop-padding` (RandomCrop's padding, the seed's 4)
+ * and `--zero-init-residual` (each block's last batch-norm scale starts at 0). A checkpoint written before a field
+ * resumes as the old behaviour; another value is a difference that a resume names; values are checked; the
+ * trainer starts from zeroed scales.
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as path from 'node:path';
+import { backendByName } from '../../src/backend';
+import { buildModel, SEED_SPEC } from '../../src/models';
+import { RESIDUAL_GAMMA, zeroInitResidual } from '../../src/models/resnet';
 import { configDifferences, RECIPES, validateConfig } from '../../src/train/config';
-import { tinyConfig } from './trainer-fixtures/setup';
+import { latestCheckpoint, tinyConfig, trainerTempRoot, trainQuiet } from './trainer-fixtures/setup';
+
+const fx = trainerTempRoot('config-fields');
 
 describe('--crop-padding', () => {
   test('every recipe pads by the seed\'s 4', () => {
@@ -25,5 +32,45 @@ describe('--crop-padding', () => {
       assert.throws(() => validateConfig(tinyConfig({ cropPadding })), new RegExp(`^Error: train: --crop-padding must be an integer from 0 to 16 \\(pixels\\), received ${cropPadding}$`));
     }
     for (const cropPadding of [0, 2, 16]) assert.doesNotThrow(() => validateConfig(tinyConfig({ cropPadding })));
+  });
+});
+
+describe('--zero-init-residual', () => {
+  test('zeroes the 8 blocks\' left.4.weight and nothing else', () => {
+    const be = backendByName('reference');
+    const spec = { ...SEED_SPEC, width: 4 };
+    const plain = buildModel(spec, { seed: 3, backend: be });
+    const zeroed = buildModel(spec, { seed: 3, backend: be });
+    assert.equal(zeroInitResidual(zeroed), 8);
+    const a = plain.stateDict();
+    const b = zeroed.stateDict();
+    const keys = [...b.keys()].filter((k) => RESIDUAL_GAMMA.test(k));
+    assert.deepEqual(keys, ['layer1.0', 'layer1.1', 'layer2.0', 'layer2.1', 'layer3.0', 'layer3.1', 'layer4.0', 'layer4.1'].map((p) => `${p}.left.4.weight`));
+    for (const [k, t] of b) {
+      if (keys.includes(k)) {
+        assert.ok([...t.data].every((v) => v === 0), `${k} is zero`);
+        assert.ok([...a.get(k)!.data].every((v) => v === 1), `${k} was 1 without the option`);
+      } else {
+        assert.deepEqual(t.data, a.get(k)!.data, `${k} untouched`);
+      }
+    }
+  });
+
+  test('the trainer starts from it: after one epoch at a tiny lr the scales are still ~0, against ~1 without', async () => {
+    const gammaMax = async (zero: boolean): Promise<number> => {
+      const out = path.join(fx.root, zero ? 'zero' : 'plain');
+      await trainQuiet({ config: tinyConfig({ epochs: 1, lr: 1e-9, zeroInitResidual: zero }), data: fx.data, out, worker: false });
+      const sd = (await latestCheckpoint(out)).model;
+      return Math.max(...[...sd].filter(([k]) => RESIDUAL_GAMMA.test(k)).flatMap(([, t]) => [...t.data].map((v) => Math.abs(Number(v)))));
+    };
+    assert.ok((await gammaMax(true)) < 1e-6);
+    assert.ok(Math.abs((await gammaMax(false)) - 1) < 1e-6);
+  });
+
+  test('a checkpoint from before the field resumes without it; with it is a difference', () => {
+    const cfg = tinyConfig();
+    const { zeroInitResidual: _z, ...before } = cfg;
+    assert.deepEqual(configDifferences(before, cfg), []);
+    assert.deepEqual(configDifferences(before, { ...cfg, zeroInitResidual: true }), ['--zero-init-residual: false → true']);
   });
 });
