@@ -123,7 +123,7 @@ export interface NativeAddon {
 }
 
 export const INSTALL_HINT =
-  'install oneDNN and a compiler (Debian/Ubuntu: `apt-get install -y libdnnl-dev libjpeg-dev g++ make python3`), ' +
+  'install oneDNN and a compiler (Debian/Ubuntu: `apt-get install -y libdnnl-dev g++ make python3`), ' +
   'then rebuild the addon with `npm run build:native`';
 
 /** Where the addon may be: RESNET_NATIVE_ADDON, else build/Release under the package root (src/ or dist/src/). */
