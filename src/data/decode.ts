@@ -23,7 +23,7 @@ import sharp from 'sharp';
 import { BmpError, decodeBmp } from './bmp';
 import { describeStart, ImageType, looksTruncated, readImageHeaderSize, readJpegFrame, sniffImageType } from './header';
 import { nativeJpegDecoder } from './jpeg-native';
-import { IMAGE_SIZE, normalizeInto } from './normalize';
+import { IMAGE_BYTES, IMAGE_SIZE, normalizeInto } from './normalize';
 import { resizeBicubicPil } from './resize';
 
 export { sniffImageType, readImageHeaderSize } from './header';
@@ -190,6 +190,24 @@ export async function decodeJpegGroup(list: Uint8Array[], width: number, height:
     throw new Error(`decodeJpegGroup: expected ${width}x${height * list.length}x3, received ${info.width}x${info.height}x${info.channels}`);
   }
   return new Uint8Array(data.buffer, data.byteOffset, data.length);
+}
+
+/**
+ * The plain 32x32 JPEGs among `bytes` (see isPlainJpeg; null: a file that could not be read), decoded together by
+ * decodeJpegGroup: per index, that image's RGB pixels, or undefined for the others, and for all of them when the
+ * group fails (one is bad), so that the caller decodes those one by one and names the bad one.
+ */
+export async function decodePlainJpegs(bytes: readonly (Uint8Array | null | undefined)[]): Promise<(Uint8Array | undefined)[]> {
+  const out = new Array<Uint8Array | undefined>(bytes.length);
+  const plain = bytes.flatMap((b, k) => (b && isPlainJpeg(b, IMAGE_SIZE, IMAGE_SIZE) ? [k] : []));
+  if (plain.length < 2) return out;
+  try {
+    const rgb = await decodeJpegGroup(plain.map((k) => bytes[k]!), IMAGE_SIZE, IMAGE_SIZE);
+    plain.forEach((k, j) => (out[k] = rgb.subarray(j * IMAGE_BYTES, (j + 1) * IMAGE_BYTES)));
+  } catch {
+    // one of them is bad: each is decoded alone by the caller
+  }
+  return out;
 }
 
 /**

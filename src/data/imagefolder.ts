@@ -10,9 +10,10 @@
  * Not here: reading archives (archive.ts), the decoder (decode.ts), the cache (cache.ts).
  * Reference: torchvision/datasets/folder.py (find_classes, make_dataset, IMG_EXTENSIONS).
  */
-import { decodeImage, decodeJpegGroup, ImageDecodeError, isPlainJpeg, resizeRgb } from './decode';
+import { decodeImage, decodePlainJpegs, ImageDecodeError, resizeRgb } from './decode';
 import { IMAGE_BYTES, IMAGE_SIZE } from './normalize';
 import type { BadFile, Split } from './types';
+import { mapLimit } from '../util/concurrency';
 
 export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.gif', '.bmp', '.tif', '.tiff'];
 
@@ -178,20 +179,6 @@ export interface DecodedSplit {
   resized: number;
 }
 
-/** Runs fn over items with at most `limit` calls in flight; results in item order. */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i], i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
-}
-
 type Decoded = { rgb: Uint8Array; size: string } | { bad: string };
 
 async function readBytes(path: string, read: (p: string) => Promise<Uint8Array>): Promise<Uint8Array> {
@@ -236,15 +223,9 @@ async function decodeChunk(files: readonly { path: string }[], read: (p: string)
       out[k] = badOrThrow(err, opts);
     }
   }
-  const plain = bytes.flatMap((b, k) => (b !== null && isPlainJpeg(b, IMAGE_SIZE, IMAGE_SIZE) ? [k] : []));
-  if (plain.length >= 2) {
-    try {
-      const rgb = await decodeJpegGroup(plain.map((k) => bytes[k]!), IMAGE_SIZE, IMAGE_SIZE);
-      plain.forEach((k, j) => (out[k] = { rgb: rgb.subarray(j * IMAGE_BYTES, (j + 1) * IMAGE_BYTES), size: `${IMAGE_SIZE}x${IMAGE_SIZE}` }));
-    } catch {
-      // one of them is bad: the loop below decodes each alone
-    }
-  }
+  (await decodePlainJpegs(bytes)).forEach((rgb, k) => {
+    if (rgb) out[k] = { rgb, size: `${IMAGE_SIZE}x${IMAGE_SIZE}` };
+  });
   for (let k = 0; k < files.length; k++) {
     if (out[k] !== undefined) continue;
     try {

@@ -4,8 +4,7 @@
  */
 export {
   decodeImage,
-  decodeJpegGroup,
-  isPlainJpeg,
+  decodePlainJpegs,
   preprocessForModel,
   resizeRgb,
   ImageDecodeError,

@@ -134,7 +134,6 @@ export class ResNet extends Module {
   }
 }
 
-/** The seed's ResNet18(): CIFAR ResNet-18 with `numClasses` outputs (default 10). */
 /** The state-dict key of a block's last batch-norm weight (γ of `left.4`), the one zero-initialised below. */
 export const RESIDUAL_GAMMA = /^layer\d+\.\d+\.left\.4\.weight$/;
 
@@ -155,6 +154,7 @@ export function zeroInitResidual(model: ResNet): number {
   return n;
 }
 
+/** The seed's ResNet18(): CIFAR ResNet-18 with `numClasses` outputs (default 10). */
 export function resnet18(opts: ResNetOptions = {}): ResNet {
   return new ResNet(opts);
 }

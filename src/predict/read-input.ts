@@ -8,7 +8,8 @@
  * does not repeat the file name (the result that carries it already names the file).
  */
 import { promises as fsp } from 'node:fs';
-import { decodeJpegGroup, ImageDecodeError, IMAGE_BYTES, IMAGE_SIZE, isPlainJpeg, normalizeInto, preprocessForModel } from '../data';
+import { decodePlainJpegs, ImageDecodeError, IMAGE_SIZE, normalizeInto, preprocessForModel } from '../data';
+import { mapLimit } from '../util/concurrency';
 
 /** Largest file the CLI reads into memory; far above any real photo, it only stops accidents. */
 export const MAX_FILE_BYTES = 256 * 1024 * 1024;
@@ -74,52 +75,29 @@ export interface DecodedBatch {
 const DECODE_CONCURRENCY = 4;
 
 /**
- * Reads and preprocesses `files` (reading at most DECODE_CONCURRENCY at a time); never throws for a bad file.
- * The plain 32x32 JPEGs among them (CIFAR's own files: no resize, no EXIF turn, no colour profile; see
- * isPlainJpeg) are decoded in one libvips call, which gives the same pixels at a fraction of sharp's fixed cost
- * per call; the others, and all of a group in which one fails, one by one, so that the bad file is named.
+ * Reads and preprocesses `files` (at most DECODE_CONCURRENCY at a time); never throws for a bad file. The plain
+ * 32x32 JPEGs among them (CIFAR's own files: no resize, no EXIF turn, no colour profile) are decoded together
+ * (src/data's decodePlainJpegs: the JPEG addon, else one libvips call), the same pixels at a fraction of sharp's
+ * fixed cost per call; the others, and all of a group in which one fails, one by one, so that the bad file is named.
  */
 export async function decodeBatch(files: readonly string[]): Promise<DecodedBatch> {
-  const read = new Array<FileBytes>(files.length);
-  let next = 0;
-  const lane = async (): Promise<void> => {
-    while (next < files.length) {
-      const i = next++;
-      read[i] = await readFileBytes(files[i]);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(DECODE_CONCURRENCY, files.length) }, lane));
-  const results = new Array<InputResult | undefined>(files.length);
-  read.forEach((r, i) => { if (r.error !== undefined) results[i] = r; });
-  const plain = read.flatMap((r, i) => (r.bytes !== undefined && isPlainJpeg(r.bytes, IMAGE_SIZE, IMAGE_SIZE) ? [i] : []));
-  if (plain.length >= 2) {
-    try {
-      const rgb = await decodeJpegGroup(plain.map((i) => read[i].bytes!), IMAGE_SIZE, IMAGE_SIZE);
-      plain.forEach((i, j) => {
-        const x = new Float32Array(INPUT_VALUES);
-        normalizeInto(x, 0, rgb, j * IMAGE_BYTES, IMAGE_SIZE * IMAGE_SIZE);
-        results[i] = { x };
-      });
-    } catch {
-      // one of them is bad: decoded one by one below
-    }
-  }
-  next = 0;
-  const decodeLane = async (): Promise<void> => {
-    while (next < files.length) {
-      const i = next++;
-      if (results[i] === undefined) results[i] = await preprocessBytes(read[i].bytes!, files[i]);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(DECODE_CONCURRENCY, files.length) }, decodeLane));
-  const done = results as InputResult[];
-  const ok = done.filter((r) => r.x !== undefined).length;
+  const read = await mapLimit(files, DECODE_CONCURRENCY, (f) => readFileBytes(f));
+  const grouped = await decodePlainJpegs(read.map((r) => r.bytes));
+  const results = await mapLimit(read, DECODE_CONCURRENCY, async (r, i): Promise<InputResult> => {
+    if (r.error !== undefined) return r;
+    const rgb = grouped[i];
+    if (rgb === undefined) return preprocessBytes(r.bytes, files[i]);
+    const x = new Float32Array(INPUT_VALUES);
+    normalizeInto(x, 0, rgb, 0, IMAGE_SIZE * IMAGE_SIZE);
+    return { x };
+  });
+  const ok = results.filter((r) => r.x !== undefined).length;
   const x = new Float32Array(ok * INPUT_VALUES);
   let at = 0;
-  for (const r of done) {
+  for (const r of results) {
     if (r.x === undefined) continue;
     x.set(r.x, at);
     at += INPUT_VALUES;
   }
-  return { x, errors: done.map((r) => (r.error !== undefined ? r.error : null)) };
+  return { x, errors: results.map((r) => (r.error !== undefined ? r.error : null)) };
 }

@@ -126,15 +126,15 @@ export class ProcessEngine implements InferenceEngine {
     return reply.predictions;
   }
 
-  /**
-   * Kills the current process (SIGKILL), as a crash would: its pending batches fail with EngineUnavailableError
-   * and a new process is started. The inference timeout does this; tests do it to check the recovery.
-   */
   /** Requests sent to the inference process and not yet answered (tests kill it while this is above 0). */
   get sent(): number {
     return this.proc?.size ?? 0;
   }
 
+  /**
+   * Kills the current process (SIGKILL), as a crash would: its pending batches fail with EngineUnavailableError
+   * and a new process is started. The inference timeout does this; tests do it to check the recovery.
+   */
   async kill(): Promise<void> {
     await this.proc?.close('inference: the process was killed');
   }
