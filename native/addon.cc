@@ -41,6 +41,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exportKernel(env, exports, "avgPool2dBackward", rn::avgPool2dBackward);
   exportKernel(env, exports, "linear", rn::linear);
   exportKernel(env, exports, "linearBackward", rn::linearBackward);
+  exportKernel(env, exports, "poolLinearInfer", rn::poolLinearInfer);
   // softmax family
   exportKernel(env, exports, "softmax", rn::softmax);
   exportKernel(env, exports, "logSoftmax", rn::logSoftmax);

@@ -73,8 +73,29 @@ void checkNumel(const Tensor& t, const Dims& shape, const char* what) {
                                 " elements " + dimsStr(t.md.dims()));
 }
 
+namespace {
+/**
+ * A small row-major f32 NCHW tensor into NHWC by a plain loop: a batch-1 image (3x32x32) costs oneDNN's parallel
+ * reorder tens of microseconds of thread wake-up, the loop about one. Larger tensors go to oneDNN's.
+ */
+bool smallNchwToNhwc(const memory::desc& smd, const float* src, const memory::desc& dmd, float* dst) {
+  const Dims d = smd.dims();
+  if (d.size() != 4 || smd.data_type() != memory::data_type::f32 || !isPlain(smd)) return false;
+  const memory::dim N = d[0], C = d[1], HW = d[2] * d[3];
+  if (N * C * HW > (1 << 16) || !(dmd == memory::desc(d, memory::data_type::f32, memory::format_tag::nhwc))) return false;
+  for (memory::dim n = 0; n < N; n++)
+    for (memory::dim c = 0; c < C; c++) {
+      const float* s = src + (n * C + c) * HW;
+      float* o = dst + n * C * HW + c;
+      for (memory::dim i = 0; i < HW; i++) o[i * C] = s[i];
+    }
+  return true;
+}
+}  // namespace
+
 void reorder(const memory::desc& smd, void* src, const memory::desc& dmd, void* dst) {
   ProfScope prof("(reorder)");
+  if (smallNchwToNhwc(smd, static_cast<const float*>(src), dmd, static_cast<float*>(dst))) return;
   auto p = cachedPrim("reorder|" + mdKey(smd) + "|" + mdKey(dmd), [&] {
     auto pd = dnnl::reorder::primitive_desc(engine(), smd, engine(), dmd);
     return Prim{dnnl::reorder(pd), pd, {}};
@@ -106,18 +127,25 @@ memory viewAs(const Tensor& t, const Dims& shape, const memory::desc* want, Scra
   return memory(target, engine(), tmp.get());
 }
 
+void Tensor::releaseViews() const {
+  for (const View& v : views) poolRelease(v.ptr, v.bytes);
+  views.clear();
+}
+
 memory viewFrozen(const Tensor& t, const Dims& shape, const memory::desc& want, Scratch& tmp) {
   if (!t.frozen || t.md == want) return viewAs(t, shape, &want, tmp);
-  if (!t.view || !(t.viewMd == want)) {
-    if (t.view) poolRelease(t.view, t.viewBytes);
-    Scratch made;
-    const memory m = viewAs(t, shape, &want, made);
-    t.viewBytes = want.get_size();
-    t.view = poolAlloc(t.viewBytes);
-    std::memcpy(t.view, m.get_data_handle(), t.viewBytes);
-    t.viewMd = want;
+  for (const Tensor::View& v : t.views)
+    if (v.md == want) return memory(want, engine(), v.ptr);
+  if (t.views.size() == Tensor::kMaxViews) {
+    poolRelease(t.views.front().ptr, t.views.front().bytes);
+    t.views.erase(t.views.begin());
   }
-  return memory(want, engine(), t.view);
+  Scratch made;
+  const memory m = viewAs(t, shape, &want, made);
+  Tensor::View v{want, poolAlloc(want.get_size()), want.get_size()};
+  std::memcpy(v.ptr, m.get_data_handle(), v.bytes);
+  t.views.push_back(v);
+  return memory(want, engine(), v.ptr);
 }
 
 void checkWritable(const Tensor& t, const char* what) {

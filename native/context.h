@@ -70,13 +70,20 @@ struct Tensor {
   memory::desc md;
   float* f() const { return static_cast<float*>(ptr); }
   /**
-   * A frozen tensor is never written again (freeze(): the folded weights of an inference graph), so the copy a
-   * kernel reorders it into can be kept and reused: `view` (layout viewMd), released with the tensor.
+   * A frozen tensor is never written again (freeze(): the folded weights of an inference graph), so the copies
+   * kernels reorder it into can be kept and reused, one per layout (at most kMaxViews, the oldest replaced):
+   * batch sizes that choose different algorithms (a served mix of batch 1 and batch 8, say) then do not
+   * reorder the weights back and forth on every call. Released with the tensor.
    */
+  struct View {
+    memory::desc md;
+    void* ptr;
+    size_t bytes;
+  };
+  static constexpr size_t kMaxViews = 3;
   bool frozen = false;
-  mutable void* view = nullptr;
-  mutable size_t viewBytes = 0;
-  mutable memory::desc viewMd;
+  mutable std::vector<View> views;
+  void releaseViews() const;
 };
 
 /** Allocates a tensor for `md` and wraps it for JS (a type-tagged External released on dispose or GC). */

@@ -5,7 +5,8 @@
 // Batch norm is folded into w and b by the caller (src/models/inference.ts). Weights are normally frozen
 // (freeze()): their reorder into the primitive's layout is made once and kept with the tensor. The algorithm
 // (oneDNN direct or oneDNN Winograd, with the same post-ops) follows the convolution policy; under "benchmark"
-// both are timed on first use of the shape, as for training (conv_select.cc), under keys of their own ("infer|").
+// both are timed on first use of the shape, as for training (conv_select.cc), under keys of their own ("infer|");
+// a candidate whose output layout differs from direct's is timed with the reorder back to it included.
 // Our Winograd is not a candidate: it has no post-ops, and the separate add and ReLU it would need are what this
 // kernel exists to avoid.
 // Under bf16 a `chained` output (one that only further convolutions read) is written in bf16, so the activations
@@ -77,17 +78,25 @@ InferPlan chooseInfer(const ConvGeom& g, bool residual, bool relu, memory::data_
       {ConvAlgo::Direct, ConvAlgo::OnednnWinograd},
       [&](ConvAlgo a) { return inferPlan(g, a, residual, relu, ydt).p != nullptr; },
       [&](ConvAlgo a) {
+        // a candidate writing another layout than oneDNN direct's (the one its direct neighbours read and
+        // write) is charged the reorder back to it, which the next layer would otherwise pay unseen
         const InferPlan p = inferPlan(g, a, residual, relu, ydt);
-        Scratch out(p.dst.get_size());
-        return timeConvCandidate([&] { runInfer(p, g, x, w, b, r, out.get()); });
+        const InferPlan direct = a == ConvAlgo::Direct ? p : inferPlan(g, ConvAlgo::Direct, residual, relu, ydt);
+        const bool relayout = direct.p && !(p.dst == direct.dst);
+        Scratch out(p.dst.get_size()), back(relayout ? direct.dst.get_size() : 0);
+        return timeConvCandidate([&] {
+          runInfer(p, g, x, w, b, r, out.get());
+          if (relayout) reorder(p.dst, out.get(), direct.dst, back.get());
+        });
       });
   return inferPlan(g, algo, residual, relu, ydt);
 }
 }  // namespace
 
-// conv2dInfer(x, xShape, w, wShape, b, stride, padding, residual | null, relu, chained) -> y [N,K,P,Q]
+// conv2dInfer(x, xShape, w, wShape, b, stride, padding, residual | null, relu, chained, direct) -> y [N,K,P,Q]
 // chained: y is read only by further conv2dInfer calls (as x or residual), so under bf16 it is written in bf16:
 // the next convolution reads bf16 anyway, and the activation costs half the memory traffic and no reorder.
+// direct: oneDNN direct whatever the policy would choose (the graph's whole-forward comparison, inference.ts).
 Napi::Value conv2dInfer(const Napi::CallbackInfo& info) {
   const ConvGeom g = convGeom(dimsArg(info, 1, "xShape"), dimsArg(info, 3, "wShape"), pairArg(info, 5, "stride"),
                               pairArg(info, 6, "padding"));
@@ -102,7 +111,10 @@ Napi::Value conv2dInfer(const Napi::CallbackInfo& info) {
   checkNumel(w, g.w, "w");
   checkNumel(b, {g.w[0]}, "b");
   if (r) checkNumel(*r, g.y, "residual");
-  const InferPlan p = chooseInfer(g, r != nullptr, relu, ydt, x, w, b, r);
+  const bool direct = info.Length() > 10 && boolArg(info, 10, "direct");
+  const InferPlan p = direct ? inferPlan(g, ConvAlgo::Direct, r != nullptr, relu, ydt)
+                             : chooseInfer(g, r != nullptr, relu, ydt, x, w, b, r);
+  if (!p.p) throw std::runtime_error("conv2dInfer: oneDNN has no direct convolution for " + g.key);
   Tensor* y;
   Napi::Value out = newTensor(info.Env(), p.dst, &y);
   runInfer(p, g, x, w, b, r, y->ptr);

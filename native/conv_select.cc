@@ -142,11 +142,15 @@ void rememberConvChoice(const std::string& key, ConvAlgo algo, const std::vector
 
 double timeConvCandidate(const std::function<void()>& f) {
   f();
-  double best = 1e300;
-  for (int i = 0; i < 3; i++) {
+  double best = 1e300, total = 0;
+  // at least 3 runs, and for short kernels (a batch-1 layer: tens of microseconds) enough runs to fill 5 ms, so
+  // one preempted run or a slow thread wake-up does not decide the choice
+  for (int i = 0; i < 200 && (i < 3 || total < 5.0); i++) {
     const auto t0 = std::chrono::steady_clock::now();
     f();
-    best = std::min(best, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    best = std::min(best, ms);
+    total += ms;
   }
   return best;
 }

@@ -18,7 +18,7 @@ namespace rn {
 enum class ConvAlgo { Direct, Auto, OnednnWinograd, Ours };
 const char* convAlgoName(ConvAlgo a);
 
-/** The best of 3 runs of f, in ms, after one untimed run (first touches, JIT warm-up). */
+/** The best run of f, in ms, after one untimed run (first touches, JIT warm-up): of 3 runs, or of as many as fill 5 ms. */
 double timeConvCandidate(const std::function<void()>& f);
 
 /**

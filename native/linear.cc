@@ -7,6 +7,7 @@
 // References: oneDNN 2.6 developer guide "Matrix Multiplication" (arbitrary strides, bias [1,O]);
 // PyTorch torch.nn.Linear documentation.
 #include <stdexcept>
+#include <vector>
 
 #include "context.h"
 #include "ops.h"
@@ -89,6 +90,45 @@ Napi::Value linear(const Napi::CallbackInfo& info) {
   Tensor* y;
   Napi::Value out = newTensor(info.Env(), plainMd({g.N, g.O}), &y);
   matmul(plainMd(g.x), x, strided({g.I, g.O}, {1, g.I}), w, b ? &bMd : nullptr, bp, y->md, y->ptr);
+  return out;
+}
+
+// poolLinearInfer(x, xShape [N,C,H,W], w [O,C], b [O]) -> y [N,O]: each channel's mean over H×W (a global
+// average pool), then y = pooled·wᵀ + b, in f32 whatever the compute precision. The head of an inference graph:
+// one call and plain loops instead of a pooling primitive, a reshape and a matmul, each of which wakes the
+// threads for a few thousand multiply-adds at batch 1. x is read in NHWC (reordered there if it is not).
+Napi::Value poolLinearInfer(const Napi::CallbackInfo& info) {
+  const Dims xs = dimsArg(info, 1, "xShape");
+  const Dims ws = dimsArg(info, 3, "wShape");
+  if (xs.size() != 4) throw std::invalid_argument("expected x of rank 4 [N,C,H,W], received " + dimsStr(xs));
+  const LinGeom g = linGeom({xs[0], xs[1]}, ws);
+  const int64_t HW = xs[2] * xs[3];
+  const Tensor& xt = tensorArg(info, 0, "x");
+  const Tensor& bt = tensorArg(info, 4, "b");
+  checkNumel(bt, {g.O}, "b");
+  const memory::desc nhwc(xs, memory::data_type::f32, memory::format_tag::nhwc);
+  Scratch tx, tw, tb;
+  const float* x = static_cast<const float*>(viewAs(xt, xs, &nhwc, tx).get_data_handle());
+  const float* w = static_cast<const float*>(plainData(tensorArg(info, 2, "w"), ws, tw));
+  const float* b = static_cast<const float*>(plainData(bt, {g.O}, tb));
+  Tensor* y;
+  Napi::Value out = newTensor(info.Env(), plainMd({g.N, g.O}), &y);
+  float* yp = y->f();
+  const int64_t C = g.I, O = g.O;
+#pragma omp parallel for if (g.N >= 16)
+  for (int64_t n = 0; n < g.N; n++) {
+    std::vector<float> pooled(C, 0.f);
+    const float* xn = x + n * HW * C;
+    for (int64_t i = 0; i < HW; i++)
+      for (int64_t c = 0; c < C; c++) pooled[c] += xn[i * C + c];
+    for (int64_t c = 0; c < C; c++) pooled[c] /= static_cast<float>(HW);
+    for (int64_t o = 0; o < O; o++) {
+      const float* wo = w + o * C;
+      float acc = 0.f;
+      for (int64_t c = 0; c < C; c++) acc += pooled[c] * wo[c];
+      yp[n * O + o] = acc + b[o];
+    }
+  }
   return out;
 }
 

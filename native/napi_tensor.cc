@@ -19,8 +19,7 @@ size_t liveTensors = 0;
 
 void releaseBuffer(Napi::Env env, Tensor& t) {
   if (!t.ptr) return;
-  if (t.view) poolRelease(t.view, t.viewBytes);
-  t.view = nullptr;
+  t.releaseViews();
   poolRelease(t.ptr, t.bytes);
   Napi::MemoryManagement::AdjustExternalMemory(env, -static_cast<int64_t>(t.bytes));
   liveTensors--;

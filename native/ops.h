@@ -40,6 +40,7 @@ Napi::Value avgPool2dBackward(const Napi::CallbackInfo& info);
 // linear.cc
 Napi::Value linear(const Napi::CallbackInfo& info);
 Napi::Value linearBackward(const Napi::CallbackInfo& info);
+Napi::Value poolLinearInfer(const Napi::CallbackInfo& info);
 // softmax.cc
 Napi::Value softmax(const Napi::CallbackInfo& info);
 Napi::Value logSoftmax(const Napi::CallbackInfo& info);

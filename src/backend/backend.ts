@@ -117,11 +117,23 @@ export interface Backend {
    * kernel where the backend can fuse it. The folded graph of src/models/inference.ts is built from it.
    * `chained`: the result is read only by further conv2dInfer calls (as x or residual), never by another op or
    * toArray, so the backend may store it in its compute precision (bf16 under bf16 on the native backend).
+   * `direct`: the backend's plain direct convolution, not the algorithm it would choose for this shape.
    */
   conv2dInfer(
     x: Storage, xShape: Shape, w: Storage, wShape: Shape, b: Storage, p: Conv2dParams, residual: Storage | null, relu: boolean,
-    chained?: boolean,
+    chained?: boolean, direct?: boolean,
   ): Storage;
+  /**
+   * Whether this backend picks convolution algorithms per shape by timing them one by one (the native backend's
+   * `benchmark` policy). Such choices can lose as a whole at small batches, where a layer timed alone has its
+   * weights in cache and a graph's layers evict each other's; the inference graph then checks them as a whole.
+   */
+  timesConvAlgos?(): boolean;
+  /**
+   * Inference only: the head of a classifier in one call, y [N,O] = mean of x [N,C,H,W] over H×W, times wᵀ [C,O],
+   * plus b [O] (a global average pool, the flatten and the linear layer), computed in fp32.
+   */
+  poolLinearInfer(x: Storage, xShape: Shape, w: Storage, wShape: Shape, b: Storage): Storage;
   /** Promises that s is never written again (an inference graph's weights): the backend may cache its layouts. */
   freeze(s: Storage): void;
   conv2dBackwardWeights(

@@ -6,7 +6,7 @@
  */
 import type { Backend, Precision } from '../backend/backend';
 import { cpuModel } from '../util/cpu';
-import { InferenceGraph } from '../models/inference';
+import { InferenceGraph, type WholeGraphCheck } from '../models/inference';
 import { SEED_SPEC, buildModel, type ModelSpec } from '../models';
 import { SGD } from '../nn/optim';
 import { Tensor, noGrad, tidy } from '../tensor';
@@ -68,6 +68,8 @@ export interface BenchResult {
   profile?: Record<string, { calls: number; ms: number; share: number }>;
   /** with the profile: the algorithm each convolution (pass|shapes|stride|padding) runs with, and the times measured */
   conv_choices?: Array<{ key: string; algo: string; ms: Record<string, number> }>;
+  /** with the profile: the inference graph's whole-graph checks of its per-layer choices at small batches */
+  infer_whole_graph_checks?: WholeGraphCheck[];
 }
 
 function randomBatch(n: number, spec: ModelSpec, rng: Rng): { x: Float32Array; y: Int32Array } {
@@ -148,6 +150,7 @@ export function runBench(opts: BenchOptions): BenchResult {
   const graph = InferenceGraph.fromStateDict(model.stateDict(), be);
   const x1 = xData.subarray(0, 3 * S * S);
   const fused = timeInference((d, n) => { graph.forward(d, [n, 3, S, S]); }, xData, B, x1, opts.inferSteps ?? steps, opts.latencyRuns ?? 20);
+  const wholeGraphChecks = [...graph.wholeGraphChecks()];
   graph.dispose();
   const unfused = timeInference((d, n) => {
     noGrad(() => tidy(() => { model.forward(Tensor.fromArray(d, [n, 3, S, S], be)).toArray(); }));
@@ -172,6 +175,7 @@ export function runBench(opts: BenchOptions): BenchResult {
     steps,
     profile,
     // this run's convolutions: its batch sizes (B and 1) at its precision (bf16 keys end in |bf16)
+    infer_whole_graph_checks: prof ? wholeGraphChecks : undefined,
     conv_choices: prof?.convChoices().filter((c) => /^\w+\|\[(\d+),/.exec(c.key)?.[1] === String(B) &&
       c.key.endsWith('|bf16') === (be.precision() === 'bf16')),
   };

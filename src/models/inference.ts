@@ -57,7 +57,22 @@ function fold(be: Backend, sd: StateDict, c: string, bn: string, stride: number)
   return { w: ws, wShape: w.shape, b: bs, stride, pad: w.shape[2] === 3 ? 1 : 0 };
 }
 
+/** One whole-graph check (InferenceGraph.directWins): median forward time with each layer's chosen algorithm and with oneDNN direct in all. */
+export interface WholeGraphCheck {
+  batch: number;
+  chosenMs: number;
+  directMs: number;
+}
+
+/** The batch sizes up to which the graph checks the per-layer algorithm choices as a whole (see directWins). */
+export const WHOLE_GRAPH_CHECK_MAX = 16;
+const WHOLE_GRAPH_RUNS = 5;
+
 export class InferenceGraph {
+  /** per batch size: run every convolution with oneDNN direct (directWins) */
+  private readonly directAt = new Map<number, boolean>();
+  private readonly checks: WholeGraphCheck[] = [];
+
   private constructor(
     private readonly be: Backend,
     private readonly stem: FusedConv,
@@ -86,35 +101,84 @@ export class InferenceGraph {
     return new InferenceGraph(be, stem, blocks, { w: fcW, wShape: fw.shape, b: fcB });
   }
 
+  /** The whole-graph checks made so far (bench --profile prints them). */
+  wholeGraphChecks(): readonly WholeGraphCheck[] {
+    return this.checks;
+  }
+
   get numClasses(): number {
     return this.fc.wShape[0];
   }
 
   /** `chained`: the result feeds only further convolutions (see Backend.conv2dInfer), not the pooling head */
-  private conv(x: Storage, xShape: Shape, c: FusedConv, residual: Storage | null, relu: boolean, chained = true): [Storage, Shape] {
+  private conv(
+    x: Storage, xShape: Shape, c: FusedConv, residual: Storage | null, relu: boolean, direct: boolean, chained = true,
+  ): [Storage, Shape] {
     const p = { stride: [c.stride, c.stride] as [number, number], padding: [c.pad, c.pad] as [number, number] };
-    return [this.be.conv2dInfer(x, xShape, c.w, c.wShape, c.b, p, residual, relu, chained), convOutputShape(xShape, c.wShape, p)];
+    const y = this.be.conv2dInfer(x, xShape, c.w, c.wShape, c.b, p, residual, relu, chained, direct);
+    return [y, convOutputShape(xShape, c.wShape, p)];
   }
 
   /** Logits [n, classes] of n normalised images x [n,3,H,W] (row-major), as the eval-mode model gives them. */
   forward(x: Float32Array, shape: Shape): Float32Array {
+    let direct = this.directAt.get(shape[0]);
+    if (direct === undefined) {
+      direct = this.directWins(x, shape);
+      this.directAt.set(shape[0], direct);
+    }
+    return this.run(x, shape, direct);
+  }
+
+  /**
+   * Whether, at this batch size, the graph runs faster with oneDNN direct in every layer than with the algorithms
+   * the backend chose layer by layer. Only asked where those were timed one layer at a time and the batch is small
+   * (at most WHOLE_GRAPH_CHECK_MAX images): there a layer timed alone finds its weights in cache, while in the graph
+   * ResNet-18's 45 MB of fp32 weights evict each other, and a Winograd layer's larger transformed weights and its
+   * blocked layout (reorders on both sides) can cost more than it saved. Measured once per batch size: a warm-up of
+   * each, then WHOLE_GRAPH_RUNS forwards of each, alternating; the median decides, direct on a tie.
+   */
+  private directWins(x: Float32Array, shape: Shape): boolean {
+    if (shape[0] > WHOLE_GRAPH_CHECK_MAX || !this.be.timesConvAlgos?.()) return false;
+    const times: [number[], number[]] = [[], []];
+    for (let i = -1; i < WHOLE_GRAPH_RUNS; i++) {
+      for (const d of [0, 1]) {
+        const t0 = performance.now();
+        this.run(x, shape, d === 1);
+        if (i >= 0) times[d].push(performance.now() - t0);
+      }
+    }
+    const median = (v: number[]) => v.sort((a, b) => a - b)[v.length >> 1];
+    const check = { batch: shape[0], chosenMs: median(times[0]), directMs: median(times[1]) };
+    this.checks.push(check);
+    return check.directMs <= check.chosenMs;
+  }
+
+  private run(x: Float32Array, shape: Shape, direct: boolean): Float32Array {
     const be = this.be;
     const input = be.fromArray(x, shape);
-    let [h, hShape] = this.conv(input, shape, this.stem, null, true);
+    let [h, hShape] = this.conv(input, shape, this.stem, null, true, direct);
     be.dispose(input);
     this.blocks.forEach((blk, i) => {
-      const [a, aShape] = this.conv(h, hShape, blk.conv1, null, true);
-      const [sc] = blk.shortcut ? this.conv(h, hShape, blk.shortcut, null, false) : [h];
-      const [out, outShape] = this.conv(a, aShape, blk.conv2, sc, true, i < this.blocks.length - 1);
+      const [a, aShape] = this.conv(h, hShape, blk.conv1, null, true, direct);
+      const [sc] = blk.shortcut ? this.conv(h, hShape, blk.shortcut, null, false, direct) : [h];
+      const [out, outShape] = this.conv(a, aShape, blk.conv2, sc, true, direct, i < this.blocks.length - 1);
       be.dispose(a);
       if (sc !== h) be.dispose(sc);
       be.dispose(h);
       h = out;
       hShape = outShape;
     });
+    const n = hShape[0], C = hShape[1];
+    if (hShape[2] === POOL && hShape[3] === POOL) {
+      // the pool covers the whole map (32x32 inputs): pool, flatten and linear as one call
+      const logits = be.poolLinearInfer(h, hShape, this.fc.w, this.fc.wShape, this.fc.b);
+      be.dispose(h);
+      const out = be.toArray(logits, [n, this.numClasses]) as Float32Array;
+      be.dispose(logits);
+      return out;
+    }
     const pooled = be.avgPool2d(h, hShape, { kernel: [POOL, POOL], stride: [POOL, POOL], padding: [0, 0] });
     be.dispose(h);
-    const n = hShape[0], C = hShape[1];
     const pooledShape = [n, C, Math.floor(hShape[2] / POOL), Math.floor(hShape[3] / POOL)];
     const flatShape = [n, C * pooledShape[2] * pooledShape[3]];
     const flat = be.reshape(pooled, pooledShape, flatShape);

@@ -117,6 +117,70 @@ describe('inference graph: folded batch norm, fused residual add and ReLU', () =
     }
   });
 
+  test('native backend, benchmark policy: a small batch checks the per-layer choices once as a whole, and either way gives the same logits', { skip: skipNative }, () => {
+    const nat = require('../../src/backend/native') as typeof import('../../src/backend/native');
+    const before = nat.convChoices().policy as 'benchmark';
+    const be = backendByName('native');
+    const [, x, shape] = inputs[0];
+    const g = InferenceGraph.fromStateDict(fixtureStateDict(), be);
+    try {
+      nat.setConvPolicy('benchmark');
+      const first = g.forward(x, shape);
+      g.forward(x, shape);
+      const checks = g.wholeGraphChecks();
+      assert.equal(checks.length, 1, 'one check for batch 2, not one per call');
+      assert.equal(checks[0].batch, 2);
+      assert.ok(checks[0].chosenMs > 0 && checks[0].directMs > 0);
+      assert.ok(relErrorToMax(first, pytorchEval) <= 1e-4);
+      g.forward(inputs[1][1], inputs[1][2]);
+      assert.equal(g.wholeGraphChecks().length, 1, '32 images: over the check\'s batch limit');
+      nat.setConvPolicy('deterministic');
+      const other = InferenceGraph.fromStateDict(fixtureStateDict(), be);
+      other.forward(x, shape);
+      assert.equal(other.wholeGraphChecks().length, 0, 'deterministic: nothing timed, nothing to check');
+      other.dispose();
+    } finally {
+      nat.setConvPolicy(before);
+      g.dispose();
+    }
+  });
+
+  test('native backend: a frozen weight keeps one reordered copy per layout, so alternating algorithms do not reorder it again', { skip: skipNative }, () => {
+    const nat = require('../../src/backend/native') as typeof import('../../src/backend/native');
+    const before = nat.convChoices().policy as 'benchmark';
+    const be = backendByName('native');
+    const rng = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(seed * 1000 + i * 12.9898) * 0.5);
+    const shape = [2, 32, 8, 8], wShape = [32, 32, 3, 3];
+    const x = be.fromArray(rng(2 * 32 * 64, 1), shape);
+    const w = be.fromArray(rng(32 * 32 * 9, 2), wShape);
+    const b = be.fromArray(rng(32, 3), [32]);
+    be.freeze(w);
+    const p = { stride: [1, 1] as [number, number], padding: [1, 1] as [number, number] };
+    const reorders = (f: () => void): number => {
+      nat.resetNativeProfile();
+      nat.setNativeProfiling(true);
+      try {
+        f();
+      } finally {
+        nat.setNativeProfiling(false);
+      }
+      return nat.nativeProfile()['(reorder)']?.calls ?? 0;
+    };
+    try {
+      nat.setConvPolicy('onednn-winograd');
+      const run = (direct: boolean) => be.dispose(be.conv2dInfer(x, shape, w, wShape, b, p, null, true, false, direct));
+      run(false);
+      run(true);
+      const alone = reorders(() => run(true));
+      const alternating = reorders(() => { run(false); run(true); run(false); run(true); });
+      // the input's reorder into each algorithm's layout only (as many per call as alone), none of the weights
+      assert.ok(alone >= 1 && alternating <= 4 * alone, `${alternating} reorders in 4 alternating calls, ${alone} in one`);
+    } finally {
+      nat.setConvPolicy(before);
+      for (const t of [x, w, b]) be.dispose(t);
+    }
+  });
+
   test('a frozen weight cannot be updated in place', { skip: skipNative }, () => {
     const be = backendByName('native');
     const w = be.fromArray(new Float32Array([1, 2, 3]), [3]);

@@ -76,9 +76,10 @@ export interface NativeAddon {
   conv2dBackwardData(dy: Handle, w: Handle, xShape: Dims, wShape: Dims, stride: Pair, padding: Pair): Handle;
   conv2dInfer(
     x: Handle, xShape: Dims, w: Handle, wShape: Dims, b: Handle, stride: Pair, padding: Pair, residual: Handle | null, relu: boolean,
-    chained: boolean,
+    chained: boolean, direct: boolean,
   ): Handle;
   freeze(t: Handle): void;
+  poolLinearInfer(x: Handle, xShape: Dims, w: Handle, wShape: Dims, b: Handle): Handle;
   conv2dBackwardWeights(
     dy: Handle, x: Handle, xShape: Dims, wShape: Dims, stride: Pair, padding: Pair, withBias: boolean,
   ): [Handle, Handle | null];

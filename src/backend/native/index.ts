@@ -223,10 +223,10 @@ function convKernels(A: NativeAddon): Pick<Backend, 'conv2d' | 'conv2dInfer' | '
       const y = A.conv2d(h(op, 'x', x), xShape, h(op, 'w', w), wShape, hOpt(op, 'b', b), p.stride, p.padding);
       return wrap(y, convOutputShape(xShape, wShape, p));
     },
-    conv2dInfer(x, xShape, w, wShape, b, p, residual, relu, chained = false) {
+    conv2dInfer(x, xShape, w, wShape, b, p, residual, relu, chained = false, direct = false) {
       const op = 'conv2dInfer';
       const y = A.conv2dInfer(h(op, 'x', x), xShape, h(op, 'w', w), wShape, h(op, 'b', b), p.stride, p.padding,
-        hOpt(op, 'residual', residual), relu, chained);
+        hOpt(op, 'residual', residual), relu, chained, direct);
       return wrap(y, convOutputShape(xShape, wShape, p));
     },
     conv2dBackwardData(dy, w, xShape, wShape, p) {
@@ -269,7 +269,7 @@ function batchNormKernels(A: NativeAddon): Pick<Backend, 'batchNorm2d' | 'batchN
 }
 
 function otherKernels(A: NativeAddon): Pick<
-  Backend, 'avgPool2d' | 'avgPool2dBackward' | 'linear' | 'linearBackward' | 'softmax' | 'logSoftmax' |
+  Backend, 'avgPool2d' | 'avgPool2dBackward' | 'poolLinearInfer' | 'linear' | 'linearBackward' | 'softmax' | 'logSoftmax' |
   'softmaxBackward' | 'logSoftmaxBackward' | 'crossEntropy' | 'crossEntropyBackward'
 > {
   return {
@@ -279,6 +279,10 @@ function otherKernels(A: NativeAddon): Pick<
     },
     avgPool2dBackward: (dy, xShape, p) =>
       wrap(A.avgPool2dBackward(h('avgPool2dBackward', 'dy', dy), xShape, p.kernel, p.stride, p.padding), xShape),
+    poolLinearInfer(x, xShape, w, wShape, b) {
+      const op = 'poolLinearInfer';
+      return wrap(A.poolLinearInfer(h(op, 'x', x), xShape, h(op, 'w', w), wShape, h(op, 'b', b)), [xShape[0], wShape[0]]);
+    },
     linear(x, xShape, w, wShape, b) {
       const op = 'linear';
       return wrap(A.linear(h(op, 'x', x), xShape, h(op, 'w', w), wShape, hOpt(op, 'b', b)), [xShape[0], wShape[0]]);
@@ -311,6 +315,7 @@ export function createNativeBackend(): Backend {
     name: NATIVE_NAME,
     describe: () => `native: ${A.describe()}`,
     freeze: (s) => A.freeze(h('freeze', 's', s)),
+    timesConvAlgos: () => A.convChoices().policy === 'benchmark',
     isa() {
       const d = A.describe();
       return `oneDNN ${/ISA (\S+),/.exec(d)?.[1] ?? '?'}, ours ${/our kernels (\S+),/.exec(d)?.[1] ?? '?'}`;

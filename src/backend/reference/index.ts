@@ -41,6 +41,15 @@ export function createReferenceBackend(): Backend {
       dispose(y);
       return out;
     },
+    poolLinearInfer(x, xShape, w, wShape, b) {
+      const [n, c, hh, ww] = xShape;
+      const pooled = avgPool2d(x, xShape, { kernel: [hh, ww], stride: [hh, ww], padding: [0, 0] });
+      const flat = reshape(pooled, [n, c, 1, 1], [n, c]);
+      dispose(pooled);
+      const y = linear(flat, [n, c], w, wShape, b);
+      dispose(flat);
+      return y;
+    },
     freeze: () => {},
     batchNorm2d, batchNorm2dBackward,
     avgPool2d, avgPool2dBackward,

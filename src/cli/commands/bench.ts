@@ -51,6 +51,9 @@ export function registerBench(program: Command): void {
           lines.push(`  ${k.padEnd(28)} ${(v.share * 100).toFixed(1).padStart(5)}%  ${(v.ms / r.steps).toFixed(1).padStart(8)} ms/step  ${String(v.calls / r.steps).padStart(4)} calls/step`);
         }
       }
+      for (const c of r.infer_whole_graph_checks ?? []) {
+        lines.push(`inference at batch ${c.batch}: ${c.directMs <= c.chosenMs ? 'oneDNN direct in every layer' : 'the per-layer choices below'} (whole forward ${c.chosenMs.toFixed(2)} ms with the per-layer choices, ${c.directMs.toFixed(2)} ms with direct)`);
+      }
       if (r.conv_choices?.length) {
         lines.push('convolution algorithms (pass|input|weights|stride|padding: chosen, measured ms per candidate):');
         for (const c of r.conv_choices) {
