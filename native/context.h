@@ -93,6 +93,8 @@ Tensor& tensorArg(const Napi::CallbackInfo& info, size_t i, const char* what);
 /** Like tensorArg, but null/undefined gives nullptr. */
 Tensor* optTensorArg(const Napi::CallbackInfo& info, size_t i, const char* what);
 void disposeTensor(Napi::Env env, Tensor& t);
+/** A new handle owning from's buffer (and layout); from is left disposed. Nothing is copied or allocated. */
+Napi::Value adoptBuffer(Napi::Env env, Tensor& from);
 /** Tensors made by newTensor and not yet released (memoryStats). */
 size_t liveTensorCount();
 

@@ -97,6 +97,8 @@ InferPlan chooseInfer(const ConvGeom& g, bool residual, bool relu, memory::data_
 // chained: y is read only by further conv2dInfer calls (as x or residual), so under bf16 it is written in bf16:
 // the next convolution reads bf16 anyway, and the activation costs half the memory traffic and no reorder.
 // direct: oneDNN direct whatever the policy would choose (the graph's whole-forward comparison, inference.ts).
+// consume: the residual is disposed by the call; where it already has y's layout (and is not x), y is written
+// into its buffer: no copy of the residual for the sum post-op and no new buffer.
 Napi::Value conv2dInfer(const Napi::CallbackInfo& info) {
   const ConvGeom g = convGeom(dimsArg(info, 1, "xShape"), dimsArg(info, 3, "wShape"), pairArg(info, 5, "stride"),
                               pairArg(info, 6, "padding"));
@@ -112,12 +114,19 @@ Napi::Value conv2dInfer(const Napi::CallbackInfo& info) {
   checkNumel(b, {g.w[0]}, "b");
   if (r) checkNumel(*r, g.y, "residual");
   const bool direct = info.Length() > 10 && boolArg(info, 10, "direct");
+  const bool consume = info.Length() > 11 && boolArg(info, 11, "consume");
   const InferPlan p = direct ? inferPlan(g, ConvAlgo::Direct, r != nullptr, relu, ydt)
                              : chooseInfer(g, r != nullptr, relu, ydt, x, w, b, r);
   if (!p.p) throw std::runtime_error("conv2dInfer: oneDNN has no direct convolution for " + g.key);
+  if (consume && r && !r->frozen && r->ptr != x.ptr && r->md == p.dst) {
+    // y = conv(x) + y in place: the sum post-op reads the residual from the buffer the output goes to
+    runInfer(p, g, x, w, b, nullptr, r->ptr);
+    return adoptBuffer(info.Env(), *const_cast<Tensor*>(r));
+  }
   Tensor* y;
   Napi::Value out = newTensor(info.Env(), p.dst, &y);
   runInfer(p, g, x, w, b, r, y->ptr);
+  if (consume && r) disposeTensor(info.Env(), *const_cast<Tensor*>(r));
   return out;
 }
 

@@ -46,6 +46,20 @@ Napi::Value newTensor(Napi::Env env, const memory::desc& md, Tensor** out) {
   return ext;
 }
 
+Napi::Value adoptBuffer(Napi::Env env, Tensor& from) {
+  if (!from.ptr) throw std::invalid_argument("adoptBuffer: the tensor was disposed");
+  Tensor* t;
+  Napi::Value out = newTensor(env, from.md, &t);
+  // newTensor counted and allocated a buffer of the same size: hand it back, take from's instead
+  poolRelease(t->ptr, t->bytes);
+  t->ptr = from.ptr;
+  from.releaseViews();
+  from.ptr = nullptr;
+  liveTensors--;
+  Napi::MemoryManagement::AdjustExternalMemory(env, -static_cast<int64_t>(from.bytes));
+  return out;
+}
+
 Tensor* optTensorArg(const Napi::CallbackInfo& info, size_t i, const char* what) {
   Napi::Value v = info[i];
   if (v.IsNull() || v.IsUndefined()) return nullptr;

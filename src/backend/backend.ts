@@ -19,6 +19,13 @@ export type DType = 'float32' | 'float64';
 export type FloatArray = Float32Array | Float64Array;
 export type Shape = readonly number[];
 
+/** The flags of Backend.conv2dInfer, each false unless given. */
+export interface InferConvOptions {
+  chained?: boolean;
+  direct?: boolean;
+  consumeResidual?: boolean;
+}
+
 /** An opaque handle to a backend buffer. */
 export interface Storage {
   readonly backend: string;
@@ -118,10 +125,12 @@ export interface Backend {
    * `chained`: the result is read only by further conv2dInfer calls (as x or residual), never by another op or
    * toArray, so the backend may store it in its compute precision (bf16 under bf16 on the native backend).
    * `direct`: the backend's plain direct convolution, not the algorithm it would choose for this shape.
+   * `consumeResidual`: the residual is disposed by the call (it must not be x), so the backend may write the
+   * result into its buffer instead of copying it.
    */
   conv2dInfer(
     x: Storage, xShape: Shape, w: Storage, wShape: Shape, b: Storage, p: Conv2dParams, residual: Storage | null, relu: boolean,
-    chained?: boolean, direct?: boolean,
+    opts?: InferConvOptions,
   ): Storage;
   /**
    * Whether this backend picks convolution algorithms per shape by timing them one by one (the native backend's

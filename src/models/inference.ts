@@ -115,7 +115,8 @@ export class InferenceGraph {
     x: Storage, xShape: Shape, c: FusedConv, residual: Storage | null, relu: boolean, direct: boolean, chained = true,
   ): [Storage, Shape] {
     const p = { stride: [c.stride, c.stride] as [number, number], padding: [c.pad, c.pad] as [number, number] };
-    const y = this.be.conv2dInfer(x, xShape, c.w, c.wShape, c.b, p, residual, relu, chained, direct);
+    // a residual is never needed after its block's last convolution: the result may take its buffer
+    const y = this.be.conv2dInfer(x, xShape, c.w, c.wShape, c.b, p, residual, relu, { chained, direct, consumeResidual: residual !== null });
     return [y, convOutputShape(xShape, c.wShape, p)];
   }
 
@@ -163,8 +164,7 @@ export class InferenceGraph {
       const [sc] = blk.shortcut ? this.conv(h, hShape, blk.shortcut, null, false, direct) : [h];
       const [out, outShape] = this.conv(a, aShape, blk.conv2, sc, true, direct, i < this.blocks.length - 1);
       be.dispose(a);
-      if (sc !== h) be.dispose(sc);
-      be.dispose(h);
+      if (sc !== h) be.dispose(h); // sc, the residual, was consumed by conv2 (h itself where the shortcut is identity)
       h = out;
       hShape = outShape;
     });

@@ -100,18 +100,18 @@ describe('inference graph: folded batch norm, fused residual add and ReLU', () =
     const shape = [2, 16, 8, 8];
     be.setPrecision('bf16');
     try {
-      const chained = be.conv2dInfer(x, shape, w, [16, 16, 3, 3], b, p, null, true, true);
-      const plain = be.conv2dInfer(x, shape, w, [16, 16, 3, 3], b, p, null, true, false);
+      const chained = be.conv2dInfer(x, shape, w, [16, 16, 3, 3], b, p, null, true, { chained: true });
+      const plain = be.conv2dInfer(x, shape, w, [16, 16, 3, 3], b, p, null, true);
       assert.match(nativeLayoutOf(chained), /^bf16 /, 'chained: bf16');
       assert.doesNotMatch(nativeLayoutOf(plain), /bf16/, 'not chained: float32');
       // the next convolution, fed the bf16 activation as input and as residual, against the float32 one
-      const next = (h: Storage) => be.toArray(be.conv2dInfer(h, shape, w, [16, 16, 3, 3], b, p, h, true, false), shape) as Float32Array;
+      const next = (h: Storage) => be.toArray(be.conv2dInfer(h, shape, w, [16, 16, 3, 3], b, p, h, true), shape) as Float32Array;
       const a = next(chained), c = next(plain);
       const err = relErrorToMax(a, c);
       // the activations differ by bf16 rounding (8 bits of mantissa): 2^-8 of their size at most
       assert.ok(err > 0 && err <= 2 ** -8, `relative difference ${err.toExponential(3)}`);
       be.setPrecision('fp32');
-      assert.doesNotMatch(nativeLayoutOf(be.conv2dInfer(x, shape, w, [16, 16, 3, 3], b, p, null, true, true)), /bf16/, 'fp32: chained stays float32');
+      assert.doesNotMatch(nativeLayoutOf(be.conv2dInfer(x, shape, w, [16, 16, 3, 3], b, p, null, true, { chained: true })), /bf16/, 'fp32: chained stays float32');
     } finally {
       be.setPrecision('fp32');
     }
@@ -168,7 +168,7 @@ describe('inference graph: folded batch norm, fused residual add and ReLU', () =
     };
     try {
       nat.setConvPolicy('onednn-winograd');
-      const run = (direct: boolean) => be.dispose(be.conv2dInfer(x, shape, w, wShape, b, p, null, true, false, direct));
+      const run = (direct: boolean) => be.dispose(be.conv2dInfer(x, shape, w, wShape, b, p, null, true, { direct }));
       run(false);
       run(true);
       const alone = reorders(() => run(true));
@@ -180,6 +180,33 @@ describe('inference graph: folded batch norm, fused residual add and ReLU', () =
       for (const t of [x, w, b]) be.dispose(t);
     }
   });
+
+  for (const name of ['reference', 'native'] as const) {
+    test(`${name} backend: a consumed residual gives the same result, is disposed, and leaves no extra tensor`, { skip: name === 'native' ? skipNative : false }, () => {
+      const be = backendByName(name);
+      const rng = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(seed * 1000 + i * 12.9898) * 0.5);
+      const shape = [2, 16, 6, 6], wShape = [16, 16, 3, 3];
+      const p = { stride: [1, 1] as [number, number], padding: [1, 1] as [number, number] };
+      const x = be.fromArray(rng(2 * 16 * 36, 1), shape);
+      const w = be.fromArray(rng(16 * 16 * 9, 2), wShape);
+      const b = be.fromArray(rng(16, 3), [16]);
+      // residuals in the layout the convolution writes (a conv2dInfer output), as in the graph
+      const residual = () => be.conv2dInfer(x, shape, w, wShape, b, p, null, false);
+      const kept = residual();
+      const want = be.toArray(be.conv2dInfer(x, shape, w, wShape, b, p, kept, true), shape) as Float32Array;
+      const r = residual();
+      const live = name === 'native' ? (require('../../src/backend/native') as typeof import('../../src/backend/native')).nativeMemoryStats().liveTensors : 0;
+      const y = be.conv2dInfer(x, shape, w, wShape, b, p, r, true, { consumeResidual: true });
+      if (name === 'native') {
+        const after = (require('../../src/backend/native') as typeof import('../../src/backend/native')).nativeMemoryStats().liveTensors;
+        assert.equal(after, live, 'the result took the residual\'s buffer: no new tensor');
+      }
+      assert.deepEqual(be.toArray(y, shape), want);
+      assert.throws(() => be.toArray(r, shape), /dispos/);
+      assert.throws(() => be.conv2dInfer(x, shape, w, wShape, b, p, x, true, { consumeResidual: true }), /cannot also be the input/);
+      for (const t of [x, w, b, kept, y]) be.dispose(t);
+    });
+  }
 
   test('a frozen weight cannot be updated in place', { skip: skipNative }, () => {
     const be = backendByName('native');

@@ -76,7 +76,7 @@ export interface NativeAddon {
   conv2dBackwardData(dy: Handle, w: Handle, xShape: Dims, wShape: Dims, stride: Pair, padding: Pair): Handle;
   conv2dInfer(
     x: Handle, xShape: Dims, w: Handle, wShape: Dims, b: Handle, stride: Pair, padding: Pair, residual: Handle | null, relu: boolean,
-    chained: boolean, direct: boolean,
+    chained: boolean, direct: boolean, consume: boolean,
   ): Handle;
   freeze(t: Handle): void;
   poolLinearInfer(x: Handle, xShape: Dims, w: Handle, wShape: Dims, b: Handle): Handle;

@@ -223,10 +223,13 @@ function convKernels(A: NativeAddon): Pick<Backend, 'conv2d' | 'conv2dInfer' | '
       const y = A.conv2d(h(op, 'x', x), xShape, h(op, 'w', w), wShape, hOpt(op, 'b', b), p.stride, p.padding);
       return wrap(y, convOutputShape(xShape, wShape, p));
     },
-    conv2dInfer(x, xShape, w, wShape, b, p, residual, relu, chained = false, direct = false) {
+    conv2dInfer(x, xShape, w, wShape, b, p, residual, relu, opts = {}) {
       const op = 'conv2dInfer';
+      const consume = residual !== null && (opts.consumeResidual ?? false);
+      if (consume && residual === x) throw new Error(`${op}: a consumed residual cannot also be the input x`);
       const y = A.conv2dInfer(h(op, 'x', x), xShape, h(op, 'w', w), wShape, h(op, 'b', b), p.stride, p.padding,
-        hOpt(op, 'residual', residual), relu, chained, direct);
+        hOpt(op, 'residual', residual), relu, opts.chained ?? false, opts.direct ?? false, consume);
+      if (consume) (residual as NativeStorage).release(); // the addon disposed it (or its buffer is y's now)
       return wrap(y, convOutputShape(xShape, wShape, p));
     },
     conv2dBackwardData(dy, w, xShape, wShape, p) {

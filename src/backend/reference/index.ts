@@ -33,12 +33,14 @@ export function createReferenceBackend(): Backend {
     fromArray, toArray, zeros, dispose, reshape,
     add, addInPlace, scale, relu, reluBackward, addRelu, sum,
     conv2d, conv2dBackwardData, conv2dBackwardWeights,
-    conv2dInfer(x, xShape, w, wShape, b, p, residual, act) {
+    conv2dInfer(x, xShape, w, wShape, b, p, residual, act, opts) {
+      if (opts?.consumeResidual && residual === x) throw new Error('conv2dInfer: a consumed residual cannot also be the input x');
       const y = conv2d(x, xShape, w, wShape, b, p);
       if (!residual && !act) return y;
       const yShape = convOutputShape(xShape, wShape, p);
       const out = residual ? (act ? addRelu(y, residual, yShape) : add(y, residual, yShape)) : relu(y, yShape);
       dispose(y);
+      if (residual && opts?.consumeResidual) dispose(residual);
       return out;
     },
     poolLinearInfer(x, xShape, w, wShape, b) {
