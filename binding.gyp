@@ -2,7 +2,7 @@
 # Needs Debian's libdnnl-dev (oneDNN 2.6 headers and libdnnl.so), g++, make, python3 (for node-gyp), and
 # Node's headers (installed with Node; npm's `nodedir` or scripts/build-native.js points node-gyp at them).
 # Portable: nothing is compiled for the build machine's CPU (no -march=native), so the same .node runs on any
-# x86-64. Our own hot loops (winograd.cc) are compiled three times, for baseline x86-64, AVX2+FMA and AVX-512,
+# x86-64. Our own hot loops (winograd.cc, small_conv.cc) are compiled three times, for baseline x86-64, AVX2+FMA and AVX-512,
 # into namespaces isa_base / isa_avx2 / isa_avx512; native/dispatch.cc picks one at run time. oneDNN
 # dispatches its own kernels at run time.
 {
@@ -17,20 +17,20 @@
     {
       "target_name": "winograd_base",
       "type": "static_library",
-      "sources": ["native/winograd.cc"],
+      "sources": ["native/winograd.cc", "native/small_conv.cc"],
       "defines": ["RN_ISA_NS=isa_base"]
     },
     {
       "target_name": "winograd_avx2",
       "type": "static_library",
-      "sources": ["native/winograd.cc"],
+      "sources": ["native/winograd.cc", "native/small_conv.cc"],
       "defines": ["RN_ISA_NS=isa_avx2"],
       "cflags_cc": ["-mavx2", "-mfma"]
     },
     {
       "target_name": "winograd_avx512",
       "type": "static_library",
-      "sources": ["native/winograd.cc"],
+      "sources": ["native/winograd.cc", "native/small_conv.cc"],
       "defines": ["RN_ISA_NS=isa_avx512"],
       "cflags_cc": ["-mavx2", "-mfma", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq"]
     },

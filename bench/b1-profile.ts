@@ -73,3 +73,6 @@ if (process.env.B1_PERCONV) {
   }
   console.log(`sum of medians ${sum.toFixed(3)} ms`);
 }
+for (const c of graph.wholeGraphChecks()) {
+  console.log(`whole-graph check at batch ${c.batch}: per-layer choices ${c.chosenMs.toFixed(3)} ms, direct ${c.directMs.toFixed(3)} ms`);
+}

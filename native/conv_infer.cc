@@ -8,7 +8,8 @@
 // both are timed on first use of the shape, as for training (conv_select.cc), under keys of their own ("infer|");
 // a candidate whose output layout differs from direct's is timed with the reorder back to it included.
 // Our Winograd is not a candidate: it has no post-ops, and the separate add and ReLU it would need are what this
-// kernel exists to avoid.
+// kernel exists to avoid. Our direct kernel for few input channels (small_conv.cc: the stem) is one, with bias
+// and ReLU of its own; it writes NHWC, the layout oneDNN direct's neighbours read.
 // Under bf16 a `chained` output (one that only further convolutions read) is written in bf16, so the activations
 // of the graph stay bf16 from one convolution to the next, as under PyTorch's autocast.
 // What it is not: training (no workspace, no backward).
@@ -20,19 +21,32 @@
 #include "conv_geom.h"
 #include "conv_select.h"
 #include "ops.h"
+#include "small_conv.h"
 
 namespace rn {
 
 namespace {
 using dnnl::algorithm;
 
+/** How one call runs: a oneDNN primitive `p`, or (`small`) our kernel for few input channels; dst: y's layout. */
 struct InferPlan {
   std::shared_ptr<Prim> p;
   memory::desc dst;
+  bool small = false;
+  bool valid() const { return p != nullptr || small; }
 };
 
-/** The primitive for algorithm a with these post-ops; p empty when oneDNN has none for this shape here. */
+/** Whether small_conv.cc's kernel can run this call: few input channels, f32 throughout, no residual. */
+bool smallConvApplies(const ConvGeom& g, bool residual, memory::data_type ydt) {
+  return g.x[1] <= kSmallConvMaxC && !residual && ydt == memory::data_type::f32 && g.dt == memory::data_type::f32;
+}
+
+/** The plan for algorithm a with these post-ops; invalid when a does not apply to this shape here. */
 InferPlan inferPlan(const ConvGeom& g, ConvAlgo a, bool residual, bool relu, memory::data_type ydt) {
+  if (a == ConvAlgo::OursDirect) {
+    if (!smallConvApplies(g, residual, ydt)) return {};
+    return {nullptr, memory::desc(g.y, memory::data_type::f32, memory::format_tag::nhwc), true};
+  }
   if (a == ConvAlgo::Ours) return {};
   const algorithm algo = a == ConvAlgo::OnednnWinograd ? algorithm::convolution_winograd
                          : a == ConvAlgo::Auto         ? algorithm::convolution_auto
@@ -58,9 +72,23 @@ InferPlan inferPlan(const ConvGeom& g, ConvAlgo a, bool residual, bool relu, mem
   }
 }
 
+/** small_conv.cc's kernel: x read plain NCHW, the frozen weights kept transposed to [C][R][S][K] (tag bcda). */
+void runSmall(const ConvGeom& g, const Tensor& x, const Tensor& w, const Tensor& b, bool relu, void* y) {
+  Scratch tx, tw, tb;
+  const memory::desc xPlain = plainMd(g.x), wT(g.w, memory::data_type::f32, memory::format_tag::bcda);
+  const float* xp = static_cast<const float*>(viewAs(x, g.x, &xPlain, tx).get_data_handle());
+  const float* wt = static_cast<const float*>(viewFrozen(w, g.w, wT, tw).get_data_handle());
+  const float* bp = static_cast<const float*>(viewAs(b, {g.w[0]}, nullptr, tb).get_data_handle());
+  const SmallConvGeom sg{g.x[0], g.x[1], g.x[2], g.x[3], g.w[0], g.w[2], g.w[3], g.y[2], g.y[3],
+                         g.stride[0], g.stride[1], g.padL[0], g.padL[1]};
+  ProfScope prof("(small conv)");
+  smallConvForward(sg, xp, wt, bp, relu, static_cast<float*>(y));
+}
+
 /** Runs plan into y: the residual (if any) is first copied into y in y's layout, for the sum post-op. */
 void runInfer(const InferPlan& ip, const ConvGeom& g, const Tensor& x, const Tensor& w, const Tensor& b,
-              const Tensor* residual, void* y) {
+              const Tensor* residual, void* y, bool relu) {
+  if (ip.small) return runSmall(g, x, w, b, relu, y);
   const memory::desc srcMd = ip.p->pd.src_desc(), wMd = ip.p->pd.weights_desc();
   Scratch tx, tw, tb, tr;
   if (residual) std::memcpy(y, viewAs(*residual, g.y, &ip.dst, tr).get_data_handle(), ip.dst.get_size());
@@ -70,33 +98,33 @@ void runInfer(const InferPlan& ip, const ConvGeom& g, const Tensor& x, const Ten
                   {DNNL_ARG_DST, memory(ip.dst, engine(), y)}});
 }
 
-InferPlan chooseInfer(const ConvGeom& g, bool residual, bool relu, memory::data_type ydt, const Tensor& x,
-                      const Tensor& w, const Tensor& b, const Tensor* r) {
-  const ConvAlgo algo = chooseConvAlgo(
+ConvAlgo chooseInfer(const ConvGeom& g, bool residual, bool relu, memory::data_type ydt, const Tensor& x,
+                     const Tensor& w, const Tensor& b, const Tensor* r) {
+  return chooseConvAlgo(
       "infer|" + g.key + (residual ? "|sum" : "") + (relu ? "|relu" : "") +
           (ydt == memory::data_type::bf16 ? "|ybf16" : ""),
-      {ConvAlgo::Direct, ConvAlgo::OnednnWinograd},
-      [&](ConvAlgo a) { return inferPlan(g, a, residual, relu, ydt).p != nullptr; },
+      {ConvAlgo::Direct, ConvAlgo::OursDirect, ConvAlgo::OnednnWinograd},
+      [&](ConvAlgo a) { return inferPlan(g, a, residual, relu, ydt).valid(); },
       [&](ConvAlgo a) {
         // a candidate writing another layout than oneDNN direct's (the one its direct neighbours read and
         // write) is charged the reorder back to it, which the next layer would otherwise pay unseen
         const InferPlan p = inferPlan(g, a, residual, relu, ydt);
         const InferPlan direct = a == ConvAlgo::Direct ? p : inferPlan(g, ConvAlgo::Direct, residual, relu, ydt);
-        const bool relayout = direct.p && !(p.dst == direct.dst);
+        const bool relayout = direct.valid() && !(p.dst == direct.dst);
         Scratch out(p.dst.get_size()), back(relayout ? direct.dst.get_size() : 0);
         return timeConvCandidate([&] {
-          runInfer(p, g, x, w, b, r, out.get());
+          runInfer(p, g, x, w, b, r, out.get(), relu);
           if (relayout) reorder(p.dst, out.get(), direct.dst, back.get());
         });
       });
-  return inferPlan(g, algo, residual, relu, ydt);
 }
 }  // namespace
 
 // conv2dInfer(x, xShape, w, wShape, b, stride, padding, residual | null, relu, chained, direct) -> y [N,K,P,Q]
 // chained: y is read only by further conv2dInfer calls (as x or residual), so under bf16 it is written in bf16:
 // the next convolution reads bf16 anyway, and the activation costs half the memory traffic and no reorder.
-// direct: oneDNN direct whatever the policy would choose (the graph's whole-forward comparison, inference.ts).
+// direct: direct convolutions only, no Winograd (the graph's whole-forward comparison, inference.ts): oneDNN
+// direct, or our small-channel kernel where the policy chose it.
 // consume: the residual is disposed by the call; where it already has y's layout (and is not x), y is written
 // into its buffer: no copy of the residual for the sum post-op and no new buffer.
 Napi::Value conv2dInfer(const Napi::CallbackInfo& info) {
@@ -115,17 +143,18 @@ Napi::Value conv2dInfer(const Napi::CallbackInfo& info) {
   if (r) checkNumel(*r, g.y, "residual");
   const bool direct = info.Length() > 10 && boolArg(info, 10, "direct");
   const bool consume = info.Length() > 11 && boolArg(info, 11, "consume");
-  const InferPlan p = direct ? inferPlan(g, ConvAlgo::Direct, r != nullptr, relu, ydt)
-                             : chooseInfer(g, r != nullptr, relu, ydt, x, w, b, r);
-  if (!p.p) throw std::runtime_error("conv2dInfer: oneDNN has no direct convolution for " + g.key);
+  ConvAlgo algo = chooseInfer(g, r != nullptr, relu, ydt, x, w, b, r);
+  if (direct && algo != ConvAlgo::OursDirect) algo = ConvAlgo::Direct;  // direct convolutions only: no Winograd
+  const InferPlan p = inferPlan(g, algo, r != nullptr, relu, ydt);
+  if (!p.valid()) throw std::runtime_error(std::string("conv2dInfer: no ") + convAlgoName(algo) + " convolution for " + g.key);
   if (consume && r && !r->frozen && r->ptr != x.ptr && r->md == p.dst) {
     // y = conv(x) + y in place: the sum post-op reads the residual from the buffer the output goes to
-    runInfer(p, g, x, w, b, nullptr, r->ptr);
+    runInfer(p, g, x, w, b, nullptr, r->ptr, relu);
     return adoptBuffer(info.Env(), *const_cast<Tensor*>(r));
   }
   Tensor* y;
   Napi::Value out = newTensor(info.Env(), p.dst, &y);
-  runInfer(p, g, x, w, b, r, y->ptr);
+  runInfer(p, g, x, w, b, r, y->ptr, relu);
   if (consume && r) disposeTensor(info.Env(), *const_cast<Tensor*>(r));
   return out;
 }

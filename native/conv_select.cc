@@ -26,13 +26,13 @@
 namespace rn {
 
 namespace {
-const char* const kPolicies[] = {"benchmark", "deterministic", "direct", "auto", "winograd", "onednn-winograd"};
+const char* const kPolicies[] = {"benchmark", "deterministic", "direct", "auto", "winograd", "onednn-winograd", "ours-direct"};
 
 std::string checkedPolicy(const std::string& p, const char* source) {
   for (const char* k : kPolicies)
     if (p == k) return p;
-  throw std::invalid_argument(std::string(source) + ": expected benchmark, deterministic, direct, auto, winograd or " +
-                              "onednn-winograd, received \"" + p + "\"");
+  throw std::invalid_argument(std::string(source) + ": expected benchmark, deterministic, direct, auto, winograd, " +
+                              "onednn-winograd or ours-direct, received \"" + p + "\"");
 }
 
 std::string& policyRef() {
@@ -67,10 +67,19 @@ std::string cpuModel() {
   return "unknown CPU";
 }
 
-std::string machineLine() { return "# " + cpuModel() + " | " + engineSummary() + " | our kernels " + kernelIsa(); }
+/**
+ * The version of the candidate sets: raised when an algorithm joins the candidates (v2: our small-channel kernel
+ * for inference), so that a file of older choices, made without it, is measured again rather than trusted.
+ */
+constexpr int kChoicesVersion = 2;
+
+std::string machineLine() {
+  return "# " + cpuModel() + " | " + engineSummary() + " | our kernels " + kernelIsa() + " | choices v" +
+         std::to_string(kChoicesVersion);
+}
 
 bool algoByName(const std::string& n, ConvAlgo* out) {
-  for (ConvAlgo a : {ConvAlgo::Direct, ConvAlgo::Auto, ConvAlgo::OnednnWinograd, ConvAlgo::Ours})
+  for (ConvAlgo a : {ConvAlgo::Direct, ConvAlgo::Auto, ConvAlgo::OnednnWinograd, ConvAlgo::Ours, ConvAlgo::OursDirect})
     if (n == convAlgoName(a)) return *out = a, true;
   return false;
 }
@@ -112,6 +121,7 @@ const char* convAlgoName(ConvAlgo a) {
     case ConvAlgo::Auto: return "auto";
     case ConvAlgo::OnednnWinograd: return "onednn-winograd";
     case ConvAlgo::Ours: return "winograd";
+    case ConvAlgo::OursDirect: return "ours-direct";
   }
   return "?";
 }

@@ -14,8 +14,11 @@
 
 namespace rn {
 
-/** The algorithms a convolution can run with. Auto is oneDNN's own choice (convolution_auto). */
-enum class ConvAlgo { Direct, Auto, OnednnWinograd, Ours };
+/**
+ * The algorithms a convolution can run with. Auto is oneDNN's own choice (convolution_auto); Ours is our Winograd
+ * (winograd.cc), OursDirect our direct kernel for few input channels (small_conv.cc, inference only).
+ */
+enum class ConvAlgo { Direct, Auto, OnednnWinograd, Ours, OursDirect };
 const char* convAlgoName(ConvAlgo a);
 
 /** The best run of f, in ms, after one untimed run (first touches, JIT warm-up): of 3 runs, or of as many as fill 5 ms. */
@@ -32,7 +35,7 @@ ConvAlgo chooseConvAlgo(const std::string& key, const std::vector<ConvAlgo>& can
 
 // The policies: "benchmark" (default: chooseConvAlgo measures), "deterministic" (oneDNN direct everywhere: fixed,
 // independent of timing, the most accurate), or one algorithm forced where it applies: "direct", "auto",
-// "winograd" (ours), "onednn-winograd".
+// "winograd" (ours), "onednn-winograd", "ours-direct" (our small-channel inference kernel).
 // exports: setConvPolicy(policy, cacheFile | null), convChoices() -> { policy, cacheFile, choices: [...] }
 Napi::Value setConvPolicy(const Napi::CallbackInfo& info);
 Napi::Value convChoices(const Napi::CallbackInfo& info);

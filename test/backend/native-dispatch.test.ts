@@ -83,7 +83,7 @@ describe('the addon on every CPU', { skip: SKIP }, () => {
     assert.equal(first.centre, 32 * 9); // whichever algorithm won, the answer is the convolution's
     assert.equal(first.measured, true);
     const lines = readFileSync(cache, 'utf8').split('\n');
-    assert.match(lines[0], /^# .+ \| oneDNN \d+\.\d+\.\d+.* \| our kernels (avx512|avx2|x86-64)$/);
+    assert.match(lines[0], /^# .+ \| oneDNN \d+\.\d+\.\d+.* \| our kernels (avx512|avx2|x86-64) \| choices v\d+$/);
     assert.ok(lines.includes(`fwd|[2,32,10,10][32,32,3,3][1,1][1,1]\t${first.algo}`), lines.join('\n'));
 
     const second = JSON.parse(inChild(CONV_SCRIPT, { CACHE: cache }).stdout);

@@ -286,6 +286,37 @@ function linearSoftmaxSuite(tg: Target): void {
     });
   }
 
+  // inference convolutions of few input channels (a stem): on native forced to our small-channel kernel, which
+  // must have run (its profile entry), with bias, ReLU, strides, padding, K not a multiple of its 64-channel block,
+  // and enough output rows (N·P >= 64) for its OpenMP split
+  const stemCases: Array<{ x: Shape; w: Shape; p: Conv2dParams; relu: boolean; name: string }> = [
+    { name: 'stem 3->64 3x3 s1 p1, ReLU, batch 1', x: [1, 3, 32, 32], w: [64, 3, 3, 3], p: conv(1, 1), relu: true },
+    { name: '3->70 3x3 s2 p1 on 9x7 (a tail of 6 channels)', x: [2, 3, 9, 7], w: [70, 3, 3, 3], p: conv(2, 1), relu: false },
+    { name: '1->16 5x5 s1 p2, 40 rows of 3 images, ReLU', x: [3, 1, 40, 6], w: [16, 1, 5, 5], p: conv(1, 2), relu: true },
+    { name: '4->128 1x1 s1 p0', x: [2, 4, 5, 5], w: [128, 4, 1, 1], p: conv(1, 0), relu: false },
+  ];
+  for (const c of stemCases) {
+    test(`conv2dInfer, few input channels: ${c.name}`, () => {
+      const rng = new Rng(numelOf(c.w));
+      const x = rand(rng, c.x);
+      const w = rand(rng, c.w);
+      const b = rand(rng, [c.w[0]]);
+      const yShape = convOutputShape(c.x, c.w, c.p);
+      if (tg.name === 'native') {
+        resetNativeProfile();
+        setNativeProfiling(true);
+      }
+      try {
+        withPolicy(tg.name === 'native' ? 'ours-direct' : null, () => tg.parity(c.name, TOL.conv, (B, mk) => ({
+          y: [B.conv2dInfer(mk(x, c.x), c.x, mk(w, c.w), c.w, mk(b, [c.w[0]]), c.p, null, c.relu), yShape],
+        })));
+      } finally {
+        if (tg.name === 'native') setNativeProfiling(false);
+      }
+      if (tg.name === 'native') assert.equal(nativeProfile()['(small conv)']?.calls, 1, 'our small-channel kernel ran once');
+    });
+  }
+
   // the inference head: a global average pool, flatten and linear in one call; on a plain input, and on a
   // convolution's output (the backend's own layout, as in the inference graph), at a batch under and over 16
   for (const N of [2, 17]) {
