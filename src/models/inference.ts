@@ -66,7 +66,8 @@ export interface WholeGraphCheck {
 
 /** The batch sizes up to which the graph checks the per-layer algorithm choices as a whole (see directWins). */
 export const WHOLE_GRAPH_CHECK_MAX = 16;
-const WHOLE_GRAPH_RUNS = 5;
+/** Forwards of each kind the check times: more at the smallest batches, whose forwards are short and noisier. */
+const wholeGraphRuns = (batch: number): number => Math.max(5, Math.round(16 / batch));
 
 export class InferenceGraph {
   /** per batch size: run every convolution with oneDNN direct (directWins) */
@@ -136,12 +137,12 @@ export class InferenceGraph {
    * (at most WHOLE_GRAPH_CHECK_MAX images): there a layer timed alone finds its weights in cache, while in the graph
    * ResNet-18's 45 MB of fp32 weights evict each other, and a Winograd layer's larger transformed weights and its
    * blocked layout (reorders on both sides) can cost more than it saved. Measured once per batch size: a warm-up of
-   * each, then WHOLE_GRAPH_RUNS forwards of each, alternating; the median decides, direct on a tie.
+   * each, then wholeGraphRuns forwards of each (16 at batch 1), alternating; the median decides, direct on a tie.
    */
   private directWins(x: Float32Array, shape: Shape): boolean {
     if (shape[0] > WHOLE_GRAPH_CHECK_MAX || !this.be.timesConvAlgos?.()) return false;
     const times: [number[], number[]] = [[], []];
-    for (let i = -1; i < WHOLE_GRAPH_RUNS; i++) {
+    for (let i = -1; i < wholeGraphRuns(shape[0]); i++) {
       for (const d of [0, 1]) {
         const t0 = performance.now();
         this.run(x, shape, d === 1);
