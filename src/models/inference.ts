@@ -69,9 +69,14 @@ export const WHOLE_GRAPH_CHECK_MAX = 16;
 /** Forwards of each kind the check times: more at the smallest batches, whose forwards are short and noisier. */
 const wholeGraphRuns = (batch: number): number => Math.max(5, Math.round(16 / batch));
 
+/**
+ * The whole-graph decisions of this process (directWins), keyed by backend, precision, the network's convolution
+ * shapes and the input shape: shared by every graph of the same network, as the per-layer choices are, so that two
+ * graphs of the same weights (a classifier with TTA and one without, say) give bit-identical logits.
+ */
+const directAt = new Map<string, boolean>();
+
 export class InferenceGraph {
-  /** per batch size: run every convolution with oneDNN direct (directWins) */
-  private readonly directAt = new Map<number, boolean>();
   private readonly checks: WholeGraphCheck[] = [];
 
   private constructor(
@@ -102,7 +107,14 @@ export class InferenceGraph {
     return new InferenceGraph(be, stem, blocks, { w: fcW, wShape: fw.shape, b: fcB });
   }
 
-  /** The whole-graph checks made so far (bench --profile prints them). */
+  /** The weight shapes of every convolution, in order: which network this is, for directAt. */
+  private convShapes(): string {
+    const all = [this.stem, ...this.blocks.flatMap((b) => [b.conv1, b.conv2, ...(b.shortcut ? [b.shortcut] : [])])];
+    return all.map((c) => `${c.wShape.join('x')}s${c.stride}`).join(';');
+  }
+
+  /** The whole-graph checks this graph made (bench --profile prints them; a graph that found its decision made by
+   * an earlier graph of the same network in this process has none). */
   wholeGraphChecks(): readonly WholeGraphCheck[] {
     return this.checks;
   }
@@ -123,10 +135,12 @@ export class InferenceGraph {
 
   /** Logits [n, classes] of n normalised images x [n,3,H,W] (row-major), as the eval-mode model gives them. */
   forward(x: Float32Array, shape: Shape): Float32Array {
-    let direct = this.directAt.get(shape[0]);
+    if (shape[0] > WHOLE_GRAPH_CHECK_MAX || !this.be.timesConvAlgos?.()) return this.run(x, shape, false);
+    const key = `${this.be.name}|${this.be.precision()}|${shape.join(',')}|${this.convShapes()}`;
+    let direct = directAt.get(key);
     if (direct === undefined) {
       direct = this.directWins(x, shape);
-      this.directAt.set(shape[0], direct);
+      directAt.set(key, direct);
     }
     return this.run(x, shape, direct);
   }
@@ -140,7 +154,6 @@ export class InferenceGraph {
    * each, then wholeGraphRuns forwards of each (16 at batch 1), alternating; the median decides, direct on a tie.
    */
   private directWins(x: Float32Array, shape: Shape): boolean {
-    if (shape[0] > WHOLE_GRAPH_CHECK_MAX || !this.be.timesConvAlgos?.()) return false;
     const times: [number[], number[]] = [[], []];
     for (let i = -1; i < wholeGraphRuns(shape[0]); i++) {
       for (const d of [0, 1]) {
