@@ -52,6 +52,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   // convolution algorithm policy and the benchmark's choices
   exportKernel(env, exports, "setConvPolicy", rn::setConvPolicy, false);
   exportKernel(env, exports, "convChoices", rn::convChoices, false);
+  exportKernel(env, exports, "convPolicy", rn::convPolicy, false);
   // fp32 / bf16 mixed precision
   exportKernel(env, exports, "setPrecision", rn::setPrecision, false);
   exportKernel(env, exports, "precisionInfo", rn::precisionInfo, false);

@@ -199,6 +199,8 @@ Napi::Value setConvPolicy(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+Napi::Value convPolicy(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), policyRef()); }
+
 // convChoices() -> { policy, cacheFile, choices: [{ key, algo, measured, ms: { algo: ms } }] }
 Napi::Value convChoices(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();

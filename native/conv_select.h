@@ -39,5 +39,7 @@ ConvAlgo chooseConvAlgo(const std::string& key, const std::vector<ConvAlgo>& can
 // exports: setConvPolicy(policy, cacheFile | null), convChoices() -> { policy, cacheFile, choices: [...] }
 Napi::Value setConvPolicy(const Napi::CallbackInfo& info);
 Napi::Value convChoices(const Napi::CallbackInfo& info);
+/** convPolicy() -> the policy in force (what convChoices().policy says, without listing the choices) */
+Napi::Value convPolicy(const Napi::CallbackInfo& info);
 
 }  // namespace rn

@@ -29,11 +29,9 @@ void releaseBuffer(Napi::Env env, Tensor& t) {
 
 size_t liveTensorCount() { return liveTensors; }
 
-Napi::Value newTensor(Napi::Env env, const memory::desc& md, Tensor** out) {
-  auto* t = new Tensor();
-  t->md = md;
-  t->bytes = md.get_size();
-  t->ptr = poolAlloc(t->bytes);
+namespace {
+/** The JS handle of t, which owns its buffer from now on (counted as live until released). */
+Napi::Value handleOf(Napi::Env env, Tensor* t) {
   liveTensors++;
   Napi::MemoryManagement::AdjustExternalMemory(env, static_cast<int64_t>(t->bytes));
   auto ext = Napi::External<Tensor>::New(env, t, [](Napi::Env e, Tensor* p) {
@@ -42,22 +40,31 @@ Napi::Value newTensor(Napi::Env env, const memory::desc& md, Tensor** out) {
     delete p;
   });
   ext.TypeTag(&kTensorTag);
-  if (out) *out = t;
   return ext;
+}
+}  // namespace
+
+Napi::Value newTensor(Napi::Env env, const memory::desc& md, Tensor** out) {
+  auto* t = new Tensor();
+  t->md = md;
+  t->bytes = md.get_size();
+  t->ptr = poolAlloc(t->bytes);
+  if (out) *out = t;
+  return handleOf(env, t);
 }
 
 Napi::Value adoptBuffer(Napi::Env env, Tensor& from) {
   if (!from.ptr) throw std::invalid_argument("adoptBuffer: the tensor was disposed");
-  Tensor* t;
-  Napi::Value out = newTensor(env, from.md, &t);
-  // newTensor counted and allocated a buffer of the same size: hand it back, take from's instead
-  poolRelease(t->ptr, t->bytes);
+  auto* t = new Tensor();
+  t->md = from.md;
+  t->bytes = from.bytes;
   t->ptr = from.ptr;
+  // from gives up its buffer without freeing it: uncounted as from's, counted again as t's by handleOf
   from.releaseViews();
   from.ptr = nullptr;
   liveTensors--;
   Napi::MemoryManagement::AdjustExternalMemory(env, -static_cast<int64_t>(from.bytes));
-  return out;
+  return handleOf(env, t);
 }
 
 Tensor* optTensorArg(const Napi::CallbackInfo& info, size_t i, const char* what) {

@@ -124,7 +124,7 @@ export interface Backend {
    * kernel where the backend can fuse it. The folded graph of src/models/inference.ts is built from it.
    * `chained`: the result is read only by further conv2dInfer calls (as x or residual), never by another op or
    * toArray, so the backend may store it in its compute precision (bf16 under bf16 on the native backend).
-   * `direct`: the backend's plain direct convolution, not the algorithm it would choose for this shape.
+   * `direct`: direct convolutions only (no Winograd), whatever algorithm the backend would choose for this shape.
    * `consumeResidual`: the residual is disposed by the call (it must not be x), so the backend may write the
    * result into its buffer instead of copying it.
    */

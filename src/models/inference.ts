@@ -78,13 +78,22 @@ const directAt = new Map<string, boolean>();
 
 export class InferenceGraph {
   private readonly checks: WholeGraphCheck[] = [];
+  /** every convolution's weight shape and stride, in order: which network this is, for directAt */
+  private readonly network: string;
 
   private constructor(
     private readonly be: Backend,
     private readonly stem: FusedConv,
     private readonly blocks: readonly Block[],
     private readonly fc: { w: Storage; wShape: Shape; b: Storage },
-  ) {}
+  ) {
+    this.network = this.convs().map((c) => `${c.wShape.join('x')}s${c.stride}`).join(';');
+  }
+
+  /** Every convolution of the graph, in order. */
+  private convs(): FusedConv[] {
+    return [this.stem, ...this.blocks.flatMap((b) => [b.conv1, b.conv2, ...(b.shortcut ? [b.shortcut] : [])])];
+  }
 
   /** The graph of a ResNet-18 state dict (any width and class count), on `be`. */
   static fromStateDict(sd: StateDict, be: Backend): InferenceGraph {
@@ -105,12 +114,6 @@ export class InferenceGraph {
     be.freeze(fcW);
     be.freeze(fcB);
     return new InferenceGraph(be, stem, blocks, { w: fcW, wShape: fw.shape, b: fcB });
-  }
-
-  /** The weight shapes of every convolution, in order: which network this is, for directAt. */
-  private convShapes(): string {
-    const all = [this.stem, ...this.blocks.flatMap((b) => [b.conv1, b.conv2, ...(b.shortcut ? [b.shortcut] : [])])];
-    return all.map((c) => `${c.wShape.join('x')}s${c.stride}`).join(';');
   }
 
   /** The whole-graph checks this graph made (bench --profile prints them; a graph that found its decision made by
@@ -136,7 +139,7 @@ export class InferenceGraph {
   /** Logits [n, classes] of n normalised images x [n,3,H,W] (row-major), as the eval-mode model gives them. */
   forward(x: Float32Array, shape: Shape): Float32Array {
     if (shape[0] > WHOLE_GRAPH_CHECK_MAX || !this.be.timesConvAlgos?.()) return this.run(x, shape, false);
-    const key = `${this.be.name}|${this.be.precision()}|${shape.join(',')}|${this.convShapes()}`;
+    const key = `${this.be.name}|${this.be.precision()}|${shape.join(',')}|${this.network}`;
     let direct = directAt.get(key);
     if (direct === undefined) {
       direct = this.directWins(x, shape);
@@ -182,31 +185,30 @@ export class InferenceGraph {
       h = out;
       hShape = outShape;
     });
-    const n = hShape[0], C = hShape[1];
-    if (hShape[2] === POOL && hShape[3] === POOL) {
-      // the pool covers the whole map (32x32 inputs): pool, flatten and linear as one call
-      const logits = be.poolLinearInfer(h, hShape, this.fc.w, this.fc.wShape, this.fc.b);
-      be.dispose(h);
-      const out = be.toArray(logits, [n, this.numClasses]) as Float32Array;
-      be.dispose(logits);
-      return out;
-    }
-    const pooled = be.avgPool2d(h, hShape, { kernel: [POOL, POOL], stride: [POOL, POOL], padding: [0, 0] });
+    const logits = this.head(h, hShape);
     be.dispose(h);
+    const out = be.toArray(logits, [hShape[0], this.numClasses]) as Float32Array;
+    be.dispose(logits);
+    return out;
+  }
+  /** Logits of the last block's output: pool, flatten and linear, in one call where the pool covers the whole map. */
+  private head(h: Storage, hShape: Shape): Storage {
+    const be = this.be;
+    const n = hShape[0], C = hShape[1];
+    if (hShape[2] === POOL && hShape[3] === POOL) return be.poolLinearInfer(h, hShape, this.fc.w, this.fc.wShape, this.fc.b);
+    const pooled = be.avgPool2d(h, hShape, { kernel: [POOL, POOL], stride: [POOL, POOL], padding: [0, 0] });
     const pooledShape = [n, C, Math.floor(hShape[2] / POOL), Math.floor(hShape[3] / POOL)];
     const flatShape = [n, C * pooledShape[2] * pooledShape[3]];
     const flat = be.reshape(pooled, pooledShape, flatShape);
     be.dispose(pooled);
     const logits = be.linear(flat, flatShape, this.fc.w, this.fc.wShape, this.fc.b);
     be.dispose(flat);
-    const out = be.toArray(logits, [n, this.numClasses]) as Float32Array;
-    be.dispose(logits);
-    return out;
+    return logits;
   }
 
+
   dispose(): void {
-    const all = [this.stem, ...this.blocks.flatMap((b) => [b.conv1, b.conv2, ...(b.shortcut ? [b.shortcut] : [])])];
-    for (const c of all) {
+    for (const c of this.convs()) {
       this.be.dispose(c.w);
       this.be.dispose(c.b);
     }

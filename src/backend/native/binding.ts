@@ -114,6 +114,7 @@ export interface NativeAddon {
   setPrecision(p: 'fp32' | 'bf16'): void;
   precisionInfo(): { precision: 'fp32' | 'bf16'; bf16: { ok: boolean; reason: string | null } };
   convChoices(): NativeConvChoices;
+  convPolicy(): string;
 
   describe(): string;
   memoryStats(): NativeMemoryStats;

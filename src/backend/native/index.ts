@@ -319,7 +319,7 @@ export function createNativeBackend(): Backend {
     name: NATIVE_NAME,
     describe: () => `native: ${A.describe()}`,
     freeze: (s) => A.freeze(h('freeze', 's', s)),
-    timesConvAlgos: () => A.convChoices().policy === 'benchmark',
+    timesConvAlgos: () => A.convPolicy() === 'benchmark',
     isa() {
       const d = A.describe();
       return `oneDNN ${/ISA (\S+),/.exec(d)?.[1] ?? '?'}, ours ${/our kernels (\S+),/.exec(d)?.[1] ?? '?'}`;
