@@ -57,6 +57,8 @@ export interface TrainConfig {
   baseWidth: number;
   /** start every residual block as its shortcut: its last batch-norm scale at 0 (models/resnet.ts zeroInitResidual) */
   zeroInitResidual: boolean;
+  /** set the stem's filters from the principal directions of this many training images' 3x3 patches (0: off; whiten.ts) */
+  whitenInit: number;
   /** fp32, bf16 or auto; what it resolved to on the machine is in run.json and each checkpoint's env */
   precision: PrecisionChoice;
   /** decay of the exponential moving average of the weights, updated after every step (0: none; ema.ts) */
@@ -69,17 +71,17 @@ export const RECIPES: Record<RecipeName, TrainConfig> = {
   seed: {
     recipe: 'seed', epochs: 200, batchSize: 128, lr: 0.001, momentum: 0.9, weightDecay: 5e-4, nesterov: false,
     labelSmoothing: 0, schedule: 'constant', warmupFraction: 0.25, decayNormBias: true, seed: 0, valSplit: 0, crop: true, cropPadding: 4,
-    flip: true, cutout: 0, baseWidth: 64, zeroInitResidual: false, precision: 'fp32', ema: 0, ttaEval: 'off',
+    flip: true, cutout: 0, baseWidth: 64, zeroInitResidual: false, whitenInit: 0, precision: 'fp32', ema: 0, ttaEval: 'off',
   },
   fast: {
     recipe: 'fast', epochs: 15, batchSize: 128, lr: 0.1, momentum: 0.9, weightDecay: 5e-4, nesterov: true,
     labelSmoothing: 0.1, schedule: 'onecycle', warmupFraction: 0.25, decayNormBias: true, seed: 0, valSplit: 0,
-    crop: true, cropPadding: 4, flip: true, cutout: 0, baseWidth: 64, zeroInitResidual: false, precision: 'auto', ema: 0, ttaEval: 'flip',
+    crop: true, cropPadding: 4, flip: true, cutout: 0, baseWidth: 64, zeroInitResidual: false, whitenInit: 0, precision: 'auto', ema: 0, ttaEval: 'flip',
   },
   fast5: {
     recipe: 'fast5', epochs: 5, batchSize: 128, lr: 0.1, momentum: 0.9, weightDecay: 5e-4, nesterov: true,
     labelSmoothing: 0.2, schedule: 'linear', warmupFraction: 0.2, decayNormBias: false, seed: 0, valSplit: 0,
-    crop: true, cropPadding: 4, flip: true, cutout: 0, baseWidth: 64, zeroInitResidual: false, precision: 'auto', ema: 0, ttaEval: 'flip',
+    crop: true, cropPadding: 4, flip: true, cutout: 0, baseWidth: 64, zeroInitResidual: false, whitenInit: 0, precision: 'auto', ema: 0, ttaEval: 'flip',
   },
 };
 
@@ -96,7 +98,7 @@ export const DEFAULT_KEEP_LAST = 5;
 export const RESUME_KEYS: (keyof TrainConfig)[] = [
   'batchSize', 'lr', 'momentum', 'weightDecay', 'nesterov', 'labelSmoothing', 'schedule', 'warmupFraction', 'decayNormBias',
   'seed', 'ema',
-  'valSplit', 'limit', 'testLimit', 'crop', 'cropPadding', 'flip', 'cutout', 'baseWidth', 'zeroInitResidual', 'epochs',
+  'valSplit', 'limit', 'testLimit', 'crop', 'cropPadding', 'flip', 'cutout', 'baseWidth', 'zeroInitResidual', 'whitenInit', 'epochs',
 ];
 
 export function validateConfig(c: TrainConfig): void {
@@ -108,7 +110,7 @@ export function validateConfig(c: TrainConfig): void {
   positiveInt('batchSize');
   positiveInt('baseWidth');
   checkSgdOptions('train', { ...c, dampening: 0 }, (k) => `--${flag(k)}`);
-  for (const k of ['labelSmoothing', 'cutout', 'valSplit'] as const) {
+  for (const k of ['labelSmoothing', 'cutout', 'valSplit', 'whitenInit'] as const) {
     if (!(Number.isFinite(c[k]) && c[k] >= 0)) throw new Error(`train: --${flag(k)} must be a number >= 0, received ${c[k]}`);
   }
   if (!(Number.isInteger(c.cropPadding) && c.cropPadding >= 0 && c.cropPadding <= 16)) {
@@ -138,8 +140,8 @@ export function flag(k: string): string {
   return k.replace(/[A-Z]/g, (m) => `-${m.toLowerCase()}`);
 }
 
-/** What a checkpoint written before a field existed did, for fields added later (decay on every parameter, no EMA, padding 4, γ initialised to 1). */
-const BEFORE_FIELD: Partial<Record<keyof TrainConfig, unknown>> = { decayNormBias: true, ema: 0, cropPadding: 4, zeroInitResidual: false };
+/** What a checkpoint written before a field existed did, for fields added later (decay on every parameter, no EMA, padding 4, γ initialised to 1, random stem). */
+const BEFORE_FIELD: Partial<Record<keyof TrainConfig, unknown>> = { decayNormBias: true, ema: 0, cropPadding: 4, zeroInitResidual: false, whitenInit: 0 };
 
 /** Differences between a checkpoint's config and this run's, as "field: was → now" lines. */
 export function configDifferences(saved: Record<string, unknown>, now: TrainConfig): string[] {

@@ -25,6 +25,8 @@ import type { CifarData, Split } from '../data/types';
 import { loadWeights } from '../interop/weights';
 import { SEED_SPEC, buildModel, type ModelSpec } from '../models';
 import { zeroInitResidual } from '../models/resnet';
+import { whitenStem } from './whiten';
+import { buildBatchX } from '../data/augment';
 import type { ResNet } from '../models/resnet';
 import { describeLoad } from '../nn/module';
 import { noDecayNames, SGD } from '../nn/optim';
@@ -197,6 +199,11 @@ async function setUp(
   const model = buildModel(spec, { seed: cfg.seed, backend: opts.backend });
   // the starting weights; a resumed run or --weights replaces them later
   if (cfg.zeroInitResidual) zeroInitResidual(model);
+  if ((cfg.whitenInit ?? 0) > 0) {
+    const n = Math.min(cfg.whitenInit, trainSplit.n);
+    const set = whitenStem(model, buildBatchX(trainSplit.images, Int32Array.from({ length: n }, (_, i) => i), 0, cfg.seed, null), n);
+    log(`whiten-init: ${set} stem filters from the 3x3 patches of ${n} training images`);
+  }
   const named = model.namedParameters();
   const opt = new SGD(named, {
     lr: cfg.lr, momentum: cfg.momentum, weightDecay: cfg.weightDecay, nesterov: cfg.nesterov,

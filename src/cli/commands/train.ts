@@ -45,6 +45,7 @@ export function registerTrain(program: Command): void {
     .option('--crop-padding <px>', 'RandomCrop\'s zero padding: crops move by up to this many pixels (default 4, the seed\'s)', int)
     .option('--no-flip', 'no RandomHorizontalFlip')
     .option('--zero-init-residual', 'start each residual block as its shortcut (its last batch-norm scale at 0)')
+    .option('--whiten-init <n>', 'start the stem\'s filters as the whitening directions of N training images\' 3x3 patches, and their negatives (0: off, the default)', int)
     .option('--width <n>', 'channels of the first stage (64 = the seed; smaller for quick experiments)', int)
     .addOption(precisionOption('fp32').default(undefined, 'the recipe\'s: fp32 for seed, auto for fast and fast5'))
     .option('--ema <decay>', 'keep an exponential moving average of the weights with this decay (e.g. 0.999; 0: none, ' +
@@ -72,7 +73,7 @@ export function registerTrain(program: Command): void {
         limit: o.limit as number | undefined, testLimit: o.testLimit as number | undefined,
         cutout: pick('cutout', o.cutout), crop: o.crop !== false,
         cropPadding: pick('cropPadding', o.cropPadding), flip: o.flip !== false, baseWidth: pick('baseWidth', o.width),
-        zeroInitResidual: pick('zeroInitResidual', o.zeroInitResidual),
+        zeroInitResidual: pick('zeroInitResidual', o.zeroInitResidual), whitenInit: pick('whitenInit', o.whitenInit),
         precision: pick('precision', o.precision), ema: pick('ema', o.ema), ttaEval: pick('ttaEval', o.ttaEval),
       };
       const resume = o.resume === true ? true : (o.resume as string | undefined);
