@@ -24,10 +24,17 @@ export interface AugmentOptions {
   flip: boolean;
   /** Cutout side length in pixels (0 or absent: off) */
   cutout?: number;
+  /**
+   * With flip: each sample's flip alternates from epoch to epoch (flipped in every other epoch, from a per-sample
+   * random start) instead of a fresh coin per epoch, so any two consecutive epochs show both mirror images
+   * (airbench's "alternating flip", Jordan 2024). The other draws are unchanged.
+   */
+  alternateFlip?: boolean;
 }
 
 export const CROP_PADDING = 4;
 const AUGMENT_TAG = 0x61756731; // separates these draws from other users of hashSeed(seed, epoch, index)
+const FLIP_START_TAG = 0x666c7031;
 
 /** The random choices for one sample. top/left are offsets into the zero-padded image (0..2·padding: 0..8 at 4). */
 export interface SampleAugmentation {
@@ -39,14 +46,21 @@ export interface SampleAugmentation {
   cx: number;
 }
 
-export function sampleAugmentation(seed: number, epoch: number, index: number, cropPadding = CROP_PADDING): SampleAugmentation {
+export function sampleAugmentation(seed: number, epoch: number, index: number, cropPadding = CROP_PADDING, alternateFlip = false): SampleAugmentation {
   const rng = new Rng(hashSeed(seed, epoch, index, AUGMENT_TAG));
   const top = rng.int(2 * cropPadding + 1);
   const left = rng.int(2 * cropPadding + 1);
-  const flip = rng.uniform() < 0.5;
+  const coin = rng.uniform() < 0.5; // drawn either way, so that the cutout draws stay the same
+  const flip = alternateFlip ? alternatingFlip(seed, epoch, index) : coin;
   const cy = rng.int(IMAGE_SIZE);
   const cx = rng.int(IMAGE_SIZE);
   return { top, left, flip, cy, cx };
+}
+
+/** The alternating flip of sample `index` in `epoch`: a per-sample start (from seed and index), negated in odd epochs. */
+export function alternatingFlip(seed: number, epoch: number, index: number): boolean {
+  const start = new Rng(hashSeed(seed, index, FLIP_START_TAG)).uniform() < 0.5;
+  return start !== (Math.abs(epoch) % 2 === 1);
 }
 
 /**
@@ -118,7 +132,7 @@ export function buildBatchX(images: Uint8Array, indices: ArrayLike<number>, epoc
   const active = augment !== null && (augment.crop || augment.flip || (augment.cutout ?? 0) > 0);
   for (let k = 0; k < n; k++) {
     const i = indices[k];
-    if (active) augmentInto(x, k * IMAGE_BYTES, images, i * IMAGE_BYTES, sampleAugmentation(seed, epoch, i, augment.cropPadding), augment);
+    if (active) augmentInto(x, k * IMAGE_BYTES, images, i * IMAGE_BYTES, sampleAugmentation(seed, epoch, i, augment.cropPadding, augment.alternateFlip), augment);
     else normalizeInto(x, k * IMAGE_BYTES, images, i * IMAGE_BYTES, IMAGE_SIZE * IMAGE_SIZE);
   }
   return x;

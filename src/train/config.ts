@@ -51,6 +51,8 @@ export interface TrainConfig {
   /** RandomCrop's padding in pixels (the seed's 4; smaller moves the crops less) */
   cropPadding: number;
   flip: boolean;
+  /** with flip: each image's flip alternates from epoch to epoch instead of a coin per epoch (augment.ts) */
+  alternateFlip: boolean;
   /** Cutout square side in pixels (0: off) */
   cutout: number;
   /** ResNet-18 width of the first stage (64 = the seed's) */
@@ -71,17 +73,17 @@ export const RECIPES: Record<RecipeName, TrainConfig> = {
   seed: {
     recipe: 'seed', epochs: 200, batchSize: 128, lr: 0.001, momentum: 0.9, weightDecay: 5e-4, nesterov: false,
     labelSmoothing: 0, schedule: 'constant', warmupFraction: 0.25, decayNormBias: true, seed: 0, valSplit: 0, crop: true, cropPadding: 4,
-    flip: true, cutout: 0, baseWidth: 64, zeroInitResidual: false, whitenInit: 0, precision: 'fp32', ema: 0, ttaEval: 'off',
+    flip: true, cutout: 0, baseWidth: 64, zeroInitResidual: false, whitenInit: 0, alternateFlip: false, precision: 'fp32', ema: 0, ttaEval: 'off',
   },
   fast: {
     recipe: 'fast', epochs: 15, batchSize: 128, lr: 0.1, momentum: 0.9, weightDecay: 5e-4, nesterov: true,
     labelSmoothing: 0.1, schedule: 'onecycle', warmupFraction: 0.25, decayNormBias: true, seed: 0, valSplit: 0,
-    crop: true, cropPadding: 4, flip: true, cutout: 0, baseWidth: 64, zeroInitResidual: false, whitenInit: 0, precision: 'auto', ema: 0, ttaEval: 'flip',
+    crop: true, cropPadding: 4, flip: true, cutout: 0, baseWidth: 64, zeroInitResidual: false, whitenInit: 0, alternateFlip: false, precision: 'auto', ema: 0, ttaEval: 'flip',
   },
   fast5: {
     recipe: 'fast5', epochs: 5, batchSize: 128, lr: 0.1, momentum: 0.9, weightDecay: 5e-4, nesterov: true,
     labelSmoothing: 0.2, schedule: 'linear', warmupFraction: 0.2, decayNormBias: false, seed: 0, valSplit: 0,
-    crop: true, cropPadding: 4, flip: true, cutout: 0, baseWidth: 64, zeroInitResidual: false, whitenInit: 0, precision: 'auto', ema: 0, ttaEval: 'flip',
+    crop: true, cropPadding: 4, flip: true, cutout: 0, baseWidth: 64, zeroInitResidual: false, whitenInit: 0, alternateFlip: false, precision: 'auto', ema: 0, ttaEval: 'flip',
   },
 };
 
@@ -98,7 +100,7 @@ export const DEFAULT_KEEP_LAST = 5;
 export const RESUME_KEYS: (keyof TrainConfig)[] = [
   'batchSize', 'lr', 'momentum', 'weightDecay', 'nesterov', 'labelSmoothing', 'schedule', 'warmupFraction', 'decayNormBias',
   'seed', 'ema',
-  'valSplit', 'limit', 'testLimit', 'crop', 'cropPadding', 'flip', 'cutout', 'baseWidth', 'zeroInitResidual', 'whitenInit', 'epochs',
+  'valSplit', 'limit', 'testLimit', 'crop', 'cropPadding', 'flip', 'cutout', 'baseWidth', 'zeroInitResidual', 'whitenInit', 'alternateFlip', 'epochs',
 ];
 
 export function validateConfig(c: TrainConfig): void {
@@ -140,8 +142,8 @@ export function flag(k: string): string {
   return k.replace(/[A-Z]/g, (m) => `-${m.toLowerCase()}`);
 }
 
-/** What a checkpoint written before a field existed did, for fields added later (decay on every parameter, no EMA, padding 4, γ initialised to 1, random stem). */
-const BEFORE_FIELD: Partial<Record<keyof TrainConfig, unknown>> = { decayNormBias: true, ema: 0, cropPadding: 4, zeroInitResidual: false, whitenInit: 0 };
+/** What a checkpoint written before a field existed did, for fields added later (decay on every parameter, no EMA, padding 4, γ initialised to 1, random stem, a coin per flip). */
+const BEFORE_FIELD: Partial<Record<keyof TrainConfig, unknown>> = { decayNormBias: true, ema: 0, cropPadding: 4, zeroInitResidual: false, whitenInit: 0, alternateFlip: false };
 
 /** Differences between a checkpoint's config and this run's, as "field: was → now" lines. */
 export function configDifferences(saved: Record<string, unknown>, now: TrainConfig): string[] {

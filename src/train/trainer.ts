@@ -186,7 +186,7 @@ async function setUp(
   const { train: trainSplit, val } = cfg.valSplit > 0 ? splitValidation(data.train, cfg.valSplit, cfg.seed) : { train: data.train, val: null };
   const trainLoader = new Loader(trainSplit, {
     batchSize: cfg.batchSize, shuffle: true, seed: cfg.seed, dropLast: false, limit: cfg.limit, worker: opts.worker ?? true,
-    augment: { crop: cfg.crop, cropPadding: cfg.cropPadding ?? 4, flip: cfg.flip, cutout: cfg.cutout },
+    augment: { crop: cfg.crop, cropPadding: cfg.cropPadding ?? 4, flip: cfg.flip, cutout: cfg.cutout, alternateFlip: cfg.alternateFlip ?? false },
   });
   const evalLoader = (sp: Split) => new Loader(sp, {
     batchSize: 256, shuffle: false, seed: cfg.seed, dropLast: false, limit: sp === data.test ? cfg.testLimit : undefined,

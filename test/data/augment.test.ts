@@ -113,6 +113,27 @@ describe('random draws', () => {
     assert.deepEqual(x, one);
   });
 
+  test('--alternate-flip: each sample is flipped in every other epoch, from a random start; crops and cutout unchanged', () => {
+    let startsFlipped = 0;
+    for (let i = 0; i < 1000; i++) {
+      const byEpoch = [1, 2, 3, 4, 5].map((e) => sampleAugmentation(7, e, i, 4, true));
+      for (let e = 1; e < 5; e++) assert.notEqual(byEpoch[e].flip, byEpoch[e - 1].flip, `sample ${i}: epochs ${e} and ${e + 1}`);
+      if (byEpoch[0].flip) startsFlipped++;
+      const coin = sampleAugmentation(7, 3, i, 4);
+      const alt = byEpoch[2];
+      assert.deepEqual([alt.top, alt.left, alt.cy, alt.cx], [coin.top, coin.left, coin.cy, coin.cx]);
+    }
+    assert.ok(startsFlipped > 450 && startsFlipped < 550, `${startsFlipped}/1000 start flipped`);
+    // buildBatchX passes the option on: two consecutive epochs of one image without crop are mirror images
+    const src = Uint8Array.from({ length: 3072 }, (_, i) => (i * 53 + 7) & 255);
+    const opts = { crop: false, flip: true, alternateFlip: true };
+    const a = buildBatchX(src, [0], 1, 3, opts);
+    const b = buildBatchX(src, [0], 2, 3, opts);
+    for (let c = 0; c < 3; c++) {
+      for (let y = 0; y < 32; y++) for (let x = 0; x < 32; x++) assert.equal(a[c * 1024 + y * 32 + x], b[c * 1024 + y * 32 + 31 - x]);
+    }
+  });
+
   test('a batch is augmented per sample index, whatever its position in the batch', () => {
     const images = new Uint8Array(3 * 3072);
     for (let k = 0; k < 3; k++) images.set(rgbPattern(32, 32, k), k * 3072);

@@ -74,3 +74,13 @@ describe('--zero-init-residual', () => {
     assert.deepEqual(configDifferences(before, { ...cfg, zeroInitResidual: true }), ['--zero-init-residual: false → true']);
   });
 });
+
+describe('--alternate-flip', () => {
+  test('off in every recipe; a checkpoint from before the field resumes without it; with it is a difference', () => {
+    for (const r of Object.values(RECIPES)) assert.equal(r.alternateFlip, false, r.recipe);
+    const cfg = tinyConfig();
+    const { alternateFlip: _a, ...before } = cfg;
+    assert.deepEqual(configDifferences(before, cfg), []);
+    assert.deepEqual(configDifferences(before, { ...cfg, alternateFlip: true }), ['--alternate-flip: false → true']);
+  });
+});

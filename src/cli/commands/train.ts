@@ -44,6 +44,7 @@ export function registerTrain(program: Command): void {
     .option('--no-crop', 'no RandomCrop(32, padding 4)')
     .option('--crop-padding <px>', 'RandomCrop\'s zero padding: crops move by up to this many pixels (default 4, the seed\'s)', int)
     .option('--no-flip', 'no RandomHorizontalFlip')
+    .option('--alternate-flip', 'each image is flipped in every other epoch (from a random start) instead of by a coin per epoch')
     .option('--zero-init-residual', 'start each residual block as its shortcut (its last batch-norm scale at 0)')
     .option('--whiten-init <n>', 'start the stem\'s filters as the whitening directions of N training images\' 3x3 patches, and their negatives (0: off, the default)', int)
     .option('--width <n>', 'channels of the first stage (64 = the seed; smaller for quick experiments)', int)
@@ -74,6 +75,7 @@ export function registerTrain(program: Command): void {
         cutout: pick('cutout', o.cutout), crop: o.crop !== false,
         cropPadding: pick('cropPadding', o.cropPadding), flip: o.flip !== false, baseWidth: pick('baseWidth', o.width),
         zeroInitResidual: pick('zeroInitResidual', o.zeroInitResidual), whitenInit: pick('whitenInit', o.whitenInit),
+        alternateFlip: pick('alternateFlip', o.alternateFlip),
         precision: pick('precision', o.precision), ema: pick('ema', o.ema), ttaEval: pick('ttaEval', o.ttaEval),
       };
       const resume = o.resume === true ? true : (o.resume as string | undefined);
