@@ -48,7 +48,11 @@ export interface Checkpoint {
    * done, and the averaged state dict (the model's keys and shapes, float32 as `model`).
    */
   ema?: CheckpointEma;
+  /** Lookahead's slow weights (train/lookahead.ts), when the run uses it: k, the synchronisations done, the state dict. */
+  lookahead?: CheckpointLookahead;
 }
+
+export interface CheckpointLookahead { k: number; syncs: number; state: StateDict }
 
 export interface CheckpointEma { decay: number; updates: number; state: StateDict }
 
@@ -145,6 +149,7 @@ function checkCounters(c: Checkpoint): void {
 export function stateDictsOf(c: Checkpoint): [string, StateDict][] {
   const dicts: [string, StateDict][] = [['model', c.model], ['optimizer.buffers', c.optimizer.buffers]];
   if (c.ema) dicts.push(['ema', c.ema.state]);
+  if (c.lookahead) dicts.push(['lookahead', c.lookahead.state]);
   return dicts;
 }
 
@@ -154,9 +159,10 @@ export function encodeCheckpoint(c: Checkpoint): Uint8Array {
   checkCounters(c);
   const dicts = stateDictsOf(c);
   const { table, dataBytes } = tensorTable(dicts);
-  const { model: _m, optimizer, ema, ...rest } = c;
+  const { model: _m, optimizer, ema, lookahead, ...rest } = c;
   const opt = { name: optimizer.name, hyper: optimizer.hyper, state: optimizer.state };
-  const meta = { ...rest, optimizer: opt, ...(ema ? { ema: { decay: ema.decay, updates: ema.updates } } : {}), tensors: table, dataBytes };
+  const meta = { ...rest, optimizer: opt, ...(ema ? { ema: { decay: ema.decay, updates: ema.updates } } : {}),
+    ...(lookahead ? { lookahead: { k: lookahead.k, syncs: lookahead.syncs } } : {}), tensors: table, dataBytes };
   const json = Buffer.from(JSON.stringify(meta, jsonReplacer), 'utf8');
   const dataStart = align8(HEADER + json.length);
   const total = dataStart + dataBytes + HASH;
@@ -254,6 +260,10 @@ export function decodeCheckpoint(bytes: Uint8Array, name: string): Checkpoint {
     const emaState = dicts.get('ema');
     if ((ema === undefined) !== (emaState === undefined)) throw new Error('the ema metadata and its tensor table come together; one is missing');
     if (ema && emaState) c.ema = { decay: ema.decay, updates: ema.updates, state: emaState };
+    const la = meta.lookahead as { k: number; syncs: number } | undefined;
+    const laState = dicts.get('lookahead');
+    if ((la === undefined) !== (laState === undefined)) throw new Error('the lookahead metadata and its tensor table come together; one is missing');
+    if (la && laState) c.lookahead = { k: la.k, syncs: la.syncs, state: laState };
     for (const k of ['rng', 'datasetFingerprint', 'metrics', 'env', 'trainer', 'spec'] as const) {
       if (meta[k] !== undefined) (c as unknown as Record<string, unknown>)[k] = meta[k];
     }

@@ -65,6 +65,8 @@ export interface TrainConfig {
   precision: PrecisionChoice;
   /** decay of the exponential moving average of the weights, updated after every step (0: none; ema.ts) */
   ema: number;
+  /** Lookahead: every K steps the weights are pulled to a slow copy (0: off; lookahead.ts) */
+  lookahead: number;
   /** the per-epoch test evaluation also with test-time augmentation (off, flip, flip-shift; data/tta.ts) */
   ttaEval: TtaMode;
 }
@@ -73,17 +75,17 @@ export const RECIPES: Record<RecipeName, TrainConfig> = {
   seed: {
     recipe: 'seed', epochs: 200, batchSize: 128, lr: 0.001, momentum: 0.9, weightDecay: 5e-4, nesterov: false,
     labelSmoothing: 0, schedule: 'constant', warmupFraction: 0.25, decayNormBias: true, seed: 0, valSplit: 0, crop: true, cropPadding: 4,
-    flip: true, cutout: 0, baseWidth: 64, zeroInitResidual: false, whitenInit: 0, alternateFlip: false, precision: 'fp32', ema: 0, ttaEval: 'off',
+    flip: true, cutout: 0, baseWidth: 64, zeroInitResidual: false, whitenInit: 0, alternateFlip: false, precision: 'fp32', ema: 0, lookahead: 0, ttaEval: 'off',
   },
   fast: {
     recipe: 'fast', epochs: 15, batchSize: 128, lr: 0.1, momentum: 0.9, weightDecay: 5e-4, nesterov: true,
     labelSmoothing: 0.1, schedule: 'onecycle', warmupFraction: 0.25, decayNormBias: true, seed: 0, valSplit: 0,
-    crop: true, cropPadding: 4, flip: true, cutout: 0, baseWidth: 64, zeroInitResidual: false, whitenInit: 0, alternateFlip: false, precision: 'auto', ema: 0, ttaEval: 'flip',
+    crop: true, cropPadding: 4, flip: true, cutout: 0, baseWidth: 64, zeroInitResidual: false, whitenInit: 0, alternateFlip: false, precision: 'auto', ema: 0, lookahead: 0, ttaEval: 'flip',
   },
   fast5: {
     recipe: 'fast5', epochs: 5, batchSize: 128, lr: 0.1, momentum: 0.9, weightDecay: 5e-4, nesterov: true,
     labelSmoothing: 0.2, schedule: 'linear', warmupFraction: 0.2, decayNormBias: false, seed: 0, valSplit: 0,
-    crop: true, cropPadding: 4, flip: true, cutout: 0, baseWidth: 64, zeroInitResidual: false, whitenInit: 0, alternateFlip: false, precision: 'auto', ema: 0, ttaEval: 'flip',
+    crop: true, cropPadding: 4, flip: true, cutout: 0, baseWidth: 64, zeroInitResidual: false, whitenInit: 0, alternateFlip: false, precision: 'auto', ema: 0, lookahead: 0, ttaEval: 'flip',
   },
 };
 
@@ -99,7 +101,7 @@ export const DEFAULT_KEEP_LAST = 5;
  */
 export const RESUME_KEYS: (keyof TrainConfig)[] = [
   'batchSize', 'lr', 'momentum', 'weightDecay', 'nesterov', 'labelSmoothing', 'schedule', 'warmupFraction', 'decayNormBias',
-  'seed', 'ema',
+  'seed', 'ema', 'lookahead',
   'valSplit', 'limit', 'testLimit', 'crop', 'cropPadding', 'flip', 'cutout', 'baseWidth', 'zeroInitResidual', 'whitenInit', 'alternateFlip', 'epochs',
 ];
 
@@ -128,6 +130,9 @@ export function validateConfig(c: TrainConfig): void {
   if (!(Number.isFinite(c.ema) && c.ema >= 0 && c.ema < 1)) {
     throw new Error(`train: --ema must be a decay in [0, 1) (0: no moving average), received ${c.ema}`);
   }
+  if (!(Number.isInteger(c.lookahead) && c.lookahead >= 0)) {
+    throw new Error(`train: --lookahead must be a whole number of steps >= 0 (0: off), received ${c.lookahead}`);
+  }
   if (!TTA_MODES.includes(c.ttaEval)) {
     throw new Error(`train: --tta-eval must be one of ${TTA_MODES.join(', ')}, received ${c.ttaEval}`);
   }
@@ -142,8 +147,8 @@ export function flag(k: string): string {
   return k.replace(/[A-Z]/g, (m) => `-${m.toLowerCase()}`);
 }
 
-/** What a checkpoint written before a field existed did, for fields added later (decay on every parameter, no EMA, padding 4, γ initialised to 1, random stem, a coin per flip). */
-const BEFORE_FIELD: Partial<Record<keyof TrainConfig, unknown>> = { decayNormBias: true, ema: 0, cropPadding: 4, zeroInitResidual: false, whitenInit: 0, alternateFlip: false };
+/** What a checkpoint written before a field existed did, for fields added later (decay on every parameter, no EMA, padding 4, γ initialised to 1, random stem, a coin per flip, no Lookahead). */
+const BEFORE_FIELD: Partial<Record<keyof TrainConfig, unknown>> = { decayNormBias: true, ema: 0, cropPadding: 4, zeroInitResidual: false, whitenInit: 0, alternateFlip: false, lookahead: 0 };
 
 /** Differences between a checkpoint's config and this run's, as "field: was → now" lines. */
 export function configDifferences(saved: Record<string, unknown>, now: TrainConfig): string[] {

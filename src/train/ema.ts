@@ -95,6 +95,25 @@ export class WeightEma {
     for (const c of this.counters) c.value = c.bn.numBatchesTracked;
   }
 
+  /**
+   * A Lookahead synchronisation (lookahead.ts): avg ← d·avg + (1 − d)·p, then every live tensor is set to the
+   * average (p ← avg), counters copied. Counts as an update.
+   */
+  pull(d: number): void {
+    this.n++;
+    for (const s of this.slots) {
+      const be: Backend = s.live.backend;
+      const next = be.scale(s.avg, d, s.live.shape);
+      const part = be.scale(s.live.storage, 1 - d, s.live.shape);
+      be.addInPlace(next, part, s.live.shape);
+      be.dispose(part);
+      be.dispose(s.avg);
+      s.avg = next;
+      s.live.replaceStorage(be.scale(next, 1, s.live.shape));
+    }
+    for (const c of this.counters) c.value = c.bn.numBatchesTracked;
+  }
+
   /** A host copy of the average, keyed and ordered as the model's state dict (load it into a model of the same spec). */
   stateDict(): StateDict {
     const byKey = new Map<string, HostTensor>();

@@ -39,6 +39,7 @@ import { DivergedError, assertFiniteInput, assertFiniteLoss, assertFiniteState }
 import { DEFAULT_KEEP_LAST, configDifferences, validateConfig, type TrainConfig } from './config';
 import { argmaxRow, evaluateEpoch } from './evaluate';
 import { emaForRun, type WeightEma } from './ema';
+import { lookaheadForRun, type Lookahead } from './lookahead';
 import { acquireRunLock } from '../run/lock';
 import { Progress } from './progress';
 import { claimForNewRun, removeEmptyFolders, repairOnResume, resumesOut } from '../run/run-folder';
@@ -144,6 +145,8 @@ interface Session {
   model: ResNet; opt: SGD; totalSteps: number; keepLast: number | undefined;
   /** the moving average of the weights (cfg.ema > 0) and the model it is evaluated in (built at the first epoch end) */
   ema: WeightEma | null; emaModel: ResNet | null;
+  /** Lookahead's slow weights (cfg.lookahead > 0), and what the resumed checkpoint held of them */
+  lookahead: Lookahead | null; resumedLookahead: { state: StateDict; syncs: number } | null | undefined;
   state: RunState; history: TrainResult['history'];
   /** the clock (ms) and the current epoch's start on it */
   now: () => number; epochStart: number;
@@ -156,6 +159,7 @@ async function run(
   if (opts.weights) await initFromWeights(s.model, opts.weights, log);
   const fromCheckpoint = opts.resume ? await resumeRun(s) : null;
   s.ema = emaForRun(s.model, cfg.ema, fromCheckpoint, warn);
+  s.lookahead = lookaheadForRun(s.model, cfg.lookahead ?? 0, s.resumedLookahead, warn);
   const { state } = s;
   if (state.epoch >= cfg.epochs) {
     // nothing to train: no resume record, no event file, and no "epochs 5..4"
@@ -211,7 +215,7 @@ async function setUp(
   });
   const now = opts.clock ?? (() => performance.now());
   return {
-    opts, cfg, log, warn, stop, precision, data, spec, numClasses, trainLoader, testLoader, valLoader, model, opt, ema: null, emaModel: null,
+    opts, cfg, log, warn, stop, precision, data, spec, numClasses, trainLoader, testLoader, valLoader, model, opt, ema: null, emaModel: null, lookahead: null, resumedLookahead: null,
     totalSteps: cfg.epochs * trainLoader.numBatches,
     keepLast: opts.keepLast === 0 ? undefined : (opts.keepLast ?? DEFAULT_KEEP_LAST),
     state: { epoch: 0, step: 0, bestAcc: -1, batchInEpoch: 0, epochSeconds: 0, acc: { lossSum: 0, correct: 0, seen: 0, batches: 0 } },
@@ -227,6 +231,7 @@ async function release(s: Session): Promise<void> {
   s.model.dispose();
   s.ema?.dispose();
   s.emaModel?.dispose();
+  s.lookahead?.dispose();
 }
 
 /**
@@ -241,6 +246,8 @@ async function resumeRun(s: Session): Promise<Checkpoint['ema'] | null> {
   }
   const before = loaded?.checkpoint.env?.precision ?? 'fp32'; // checkpoints before --precision were fp32
   if (loaded && before !== s.precision) s.warn(`the run so far trained in ${before}; it continues in ${s.precision}`);
+  const la = loaded?.checkpoint.lookahead;
+  s.resumedLookahead = loaded ? (la ? { state: la.state, syncs: la.syncs } : undefined) : null;
   return loaded ? loaded.checkpoint.ema : null;
 }
 
@@ -292,6 +299,7 @@ async function trainEpoch(s: Session, runLog: RunLog, epochNo: number): Promise<
     opt.lr = learningRate(cfg.schedule, cfg.lr, state.step, s.totalSteps, cfg.warmupFraction);
     const r = stepOnBatch(model, opt, batch, cfg.labelSmoothing);
     assertFiniteLoss(r.loss, epochNo, state.step, opts.out);
+    s.lookahead?.afterStep(state.step + 1, s.totalSteps);
     s.ema?.update();
     state.step++;
     state.batchInEpoch++;
@@ -371,6 +379,7 @@ function checkpointOf(s: Session, complete: boolean, metricsNow?: Record<string,
     } satisfies TrainerSnapshot,
     env: { node: process.version, backend: s.opts.backend.describe(), precision: s.precision, platform: `${process.platform}-${process.arch}` },
     ...(ema ? { ema: { decay: ema.decay, updates: ema.updates, state: emaState ?? ema.stateDict() } } : {}),
+    ...(s.lookahead ? { lookahead: { k: s.lookahead.k, syncs: s.lookahead.syncs, state: s.lookahead.stateDict() } } : {}),
   };
 }
 

@@ -51,6 +51,7 @@ export function registerTrain(program: Command): void {
     .addOption(precisionOption('fp32').default(undefined, 'the recipe\'s: fp32 for seed, auto for fast and fast5'))
     .option('--ema <decay>', 'keep an exponential moving average of the weights with this decay (e.g. 0.999; 0: none, ' +
       'the default): evaluated each epoch, saved in the checkpoints, ranks the best epoch, read by eval/predict', num)
+    .option('--lookahead <k>', 'Lookahead: every K steps pull the weights to a slow copy, harder as training ends, and end on it (0: off, the default)', int)
     .addOption(new Option('--tta-eval <mode>', 'each epoch, also the test accuracy with test-time augmentation ' +
       '(default: the recipe\'s, off for seed, flip for fast)').choices(TTA_MODES))
     .option('--resume [run]', 'continue the run in --out (or in RUN / from a checkpoint file)')
@@ -76,7 +77,7 @@ export function registerTrain(program: Command): void {
         cropPadding: pick('cropPadding', o.cropPadding), flip: o.flip !== false, baseWidth: pick('baseWidth', o.width),
         zeroInitResidual: pick('zeroInitResidual', o.zeroInitResidual), whitenInit: pick('whitenInit', o.whitenInit),
         alternateFlip: pick('alternateFlip', o.alternateFlip),
-        precision: pick('precision', o.precision), ema: pick('ema', o.ema), ttaEval: pick('ttaEval', o.ttaEval),
+        precision: pick('precision', o.precision), ema: pick('ema', o.ema), lookahead: pick('lookahead', o.lookahead), ttaEval: pick('ttaEval', o.ttaEval),
       };
       const resume = o.resume === true ? true : (o.resume as string | undefined);
       const out = (o.out as string | undefined) ?? (typeof resume === 'string' && fs.existsSync(resume) && fs.statSync(resume).isDirectory() ? resume : defaultOut());
