@@ -98,6 +98,20 @@ describe('resnet predict over a folder, batched', () => {
     assert.deepEqual(single, alone);
   });
 
+  test('the last, partial batch runs at the full batch size (zeros after its inputs), earlier ones as they are; the answers are its own', async () => {
+    const sizes: number[] = [];
+    const spy: Classifier = { ...classifier, classifyBatch: (x, n) => { sizes.push(n); return classifier.classifyBatch(x, n); } };
+    const results = await predictPaths(spy, [folder], undefined, { batchSize: 4, workers: 0 });
+    expectOrderAndCorrupt(results);
+    // 11 files in batches of 4: 4 decoded, 3 (the corrupt one is in the second), the last 3 padded to 4
+    assert.deepEqual(sizes, [4, 3, 4]);
+    const alone = await Promise.all(files.slice(8).map((f) => predictFile(classifier, f)));
+    results.slice(8).forEach((r, i) => expectSameLogits(r.prediction!.logits, alone[i].prediction!.logits, `${r.file}, padded`));
+    sizes.length = 0;
+    await predictPaths(spy, [files[0]], undefined, { batchSize: 4, workers: 0 });
+    assert.deepEqual(sizes, [1], 'a single batch is not padded');
+  });
+
   test('runPredict --json keeps its fields over many files, errors included, and exits 1', async () => {
     const out = new PassThrough();
     let text = '';
