@@ -32,15 +32,18 @@ type FileBytes = { readonly bytes: Uint8Array; readonly error?: undefined } | { 
 /** Reads one regular file of at most MAX_FILE_BYTES; never throws, only reports. */
 async function readFileBytes(file: string): Promise<FileBytes> {
   try {
-    const st = await fsp.stat(file);
-    if (!st.isFile()) return { error: 'read: not a regular file' };
-    if (st.size > MAX_FILE_BYTES) {
-      return { error: `read: expected at most ${MAX_FILE_BYTES} bytes, received a file of ${st.size} bytes` };
-    }
-    return { bytes: await fsp.readFile(file) };
+    const refused = refusal(await fsp.stat(file));
+    return refused ? { error: refused } : { bytes: await fsp.readFile(file) };
   } catch (err) {
     return { error: describeFsError('read', err) };
   }
+}
+
+/** Why a file with these stats is not read (not a regular file, or too large); null when it is. */
+function refusal(st: fs.Stats): string | null {
+  if (!st.isFile()) return 'read: not a regular file';
+  if (st.size > MAX_FILE_BYTES) return `read: expected at most ${MAX_FILE_BYTES} bytes, received a file of ${st.size} bytes`;
+  return null;
 }
 
 /**
@@ -49,12 +52,8 @@ async function readFileBytes(file: string): Promise<FileBytes> {
  */
 function readFileBytesSync(file: string): FileBytes {
   try {
-    const st = fs.statSync(file);
-    if (!st.isFile()) return { error: 'read: not a regular file' };
-    if (st.size > MAX_FILE_BYTES) {
-      return { error: `read: expected at most ${MAX_FILE_BYTES} bytes, received a file of ${st.size} bytes` };
-    }
-    return { bytes: fs.readFileSync(file) };
+    const refused = refusal(fs.statSync(file));
+    return refused ? { error: refused } : { bytes: fs.readFileSync(file) };
   } catch (err) {
     return { error: describeFsError('read', err) };
   }

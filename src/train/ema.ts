@@ -82,17 +82,7 @@ export class WeightEma {
   /** One update, after an optimizer step: ema ← d·ema + (1 − d)·p for every tensor, counters copied. */
   update(): void {
     this.n++;
-    const d = emaDecayAt(this.decay, this.n);
-    for (const s of this.slots) {
-      const be: Backend = s.live.backend;
-      const next = be.scale(s.avg, d, s.live.shape);
-      const part = be.scale(s.live.storage, 1 - d, s.live.shape);
-      be.addInPlace(next, part, s.live.shape);
-      be.dispose(part);
-      be.dispose(s.avg);
-      s.avg = next;
-    }
-    for (const c of this.counters) c.value = c.bn.numBatchesTracked;
+    this.blend(emaDecayAt(this.decay, this.n), false);
   }
 
   /**
@@ -101,6 +91,11 @@ export class WeightEma {
    */
   pull(d: number): void {
     this.n++;
+    this.blend(d, true);
+  }
+
+  /** avg ← d·avg + (1 − d)·p for every tensor (and, with `writeBack`, p ← avg); counters copied. */
+  private blend(d: number, writeBack: boolean): void {
     for (const s of this.slots) {
       const be: Backend = s.live.backend;
       const next = be.scale(s.avg, d, s.live.shape);
@@ -109,7 +104,7 @@ export class WeightEma {
       be.dispose(part);
       be.dispose(s.avg);
       s.avg = next;
-      s.live.replaceStorage(be.scale(next, 1, s.live.shape));
+      if (writeBack) s.live.replaceStorage(be.scale(next, 1, s.live.shape));
     }
     for (const c of this.counters) c.value = c.bn.numBatchesTracked;
   }
