@@ -17,6 +17,7 @@
  * the state after `batchInEpoch` of its batches (`complete: false`), replaced once the epoch finishes.
  */
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { Backend, Precision } from '../backend/backend';
 import { applyPrecision } from '../backend/precision';
 import { Loader, type Batch } from '../data/loader';
@@ -455,7 +456,8 @@ async function resumeFrom(session: Session): Promise<LoadedCheckpoint | null> {
 
 function writeRunInfo(opts: TrainOptions, cfg: TrainConfig, data: CifarData, precision: Precision, spec: ModelSpec): void {
   const info = {
-    config: cfg, model: spec, data: opts.data, classes: data.classes, fingerprint: data.fingerprint, backend: opts.backend.describe(),
+    // a path on disk as an absolute one, so that `train --resume RUN` finds it from any folder; "cifar10" stays a name
+    config: cfg, model: spec, data: fs.existsSync(opts.data) ? path.resolve(opts.data) : opts.data, classes: data.classes, fingerprint: data.fingerprint, backend: opts.backend.describe(),
     precision, node: process.version,
   };
   saveRunInfo(opts.out, info);

@@ -2,7 +2,8 @@
  * `resnet train` as a child process: Ctrl-C (SIGINT) finishes the step, saves and
  * exits 130, a second SIGINT during the shutdown is ignored, `--resume RUN` continues to the end and ends bit-identical
  * to an uninterrupted run; SIGTERM exits 143; while a trainer runs, a second one on the same run folder is refused
- * with an error naming the first one's pid. Tiny data, ResNet-18 at width 4 on the reference backend.
+ * with an error naming the first one's pid; `--resume RUN` with no other flag takes the run's settings and data from its
+ * run.json (a flag given still overrides them, and one that changes the computation is refused). Tiny data, ResNet-18 at width 4 on the reference backend.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -83,7 +84,8 @@ test('SIGINT twice: 130, a clean checkpoint, a second trainer refused meanwhile;
 
 test('SIGTERM: 143 and a clean checkpoint', async () => {
   const run = path.join(root, 'sigterm');
-  const child = startCli(['train', '--data', data, '--out', run, ...TINY_FLAGS], env);
+  // the data named relative to the working folder: run.json records it as an absolute path (the last test resumes it)
+  const child = startCli(['train', '--data', path.relative(root, data), '--out', run, ...TINY_FLAGS], env, root);
   try {
     await child.waitFor(/^epoch 1\/3: train loss /m);
     child.proc.kill('SIGTERM');
@@ -109,4 +111,23 @@ test('the same command again without --resume: exit 1, a message offering --resu
   assert.match(again.stderr(), /^resnet: train: .*sigterm already holds a run \(checkpoints\/epoch-000\d\.ckpt.*\)\. To continue it, add --resume; to keep it and train anew, choose another --out; to start over here, add --force /);
   assert.equal(again.stdout(), '');
   assert.deepEqual(fs.readdirSync(checkpointsDir(run)).sort().map((n) => [n, fs.readFileSync(path.join(checkpointsDir(run), n))]), before);
+});
+
+test('--resume RUN alone: the settings and data come from run.json, and the run ends bit-identical', async () => {
+  const run = path.join(root, 'sigterm'); // still mid-run: the test above refused to touch it
+  const changed = startCli(['train', '--resume', run, '--lr', '0.5'], env);
+  const refused = await changed.exited;
+  assert.equal(refused.code, 1, changed.stderr());
+  assert.match(changed.stderr(), /refusing to resume .* with a different configuration \(use --force to override\):\n {2}--lr: 0\.1 → 0\.5$/m);
+  assert.doesNotMatch(changed.stderr(), /--epochs|--batch-size|--width/);
+
+  const elsewhere = path.join(root, 'elsewhere'); // another working folder, with no ./data to fall back on
+  fs.mkdirSync(elsewhere);
+  const resumed = startCli(['train', '--resume', run], env, elsewhere);
+  const end = await resumed.exited;
+  assert.equal(end.code, 0, resumed.stderr());
+  assert.match(resumed.stdout(), /^resuming with the settings of .*sigterm\/run\.json \(recipe fast5\); flags given override them$/m);
+  assert.match(resumed.stdout(), /^done: 3 epochs, best accuracy \d+\.\d\d%; run folder /m);
+  assertSameTrainingState(await latestCheckpoint(run), straightFinal, 'final checkpoint');
+  assert.deepEqual(effectiveEpochMetrics(run), effectiveEpochMetrics(path.join(root, 'straight')));
 });

@@ -1,8 +1,13 @@
 /**
  * `resnet train`: the seed's training run (src/train/trainer.ts) from the command line. Every hyperparameter has a
- * flag; `--recipe` picks the defaults (seed | fast); explicit flags override the recipe.
+ * flag; `--recipe` picks the defaults (seed | fast | fast5); explicit flags override the recipe.
+ *
+ * `--resume` continues a run with the settings it was started with: the run folder's run.json supplies the config and
+ * the data path, so `resnet train --resume RUN` alone is enough (as `yolo train resume` is). Flags given on the command
+ * line still override it, and the trainer refuses a resume whose computation they change (unless --force).
  */
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { Command, Option } from 'commander';
 import { precisionOption } from '../precision';
 import { useBackend } from '../../backend';
@@ -11,6 +16,34 @@ import { TTA_MODES } from '../../data/tta';
 import { train } from '../../train/trainer';
 import { defaultData } from '../defaults';
 import { intArg as int, numArg as num } from '../parse';
+import { readRunInfo } from '../../run/run-info';
+
+/**
+ * The run folder a `--resume` value names: RUN itself, or the run holding a checkpoint file (RUN/checkpoints/X.ckpt);
+ * with a bare `--resume`, the --out folder (undefined when none was given).
+ */
+function resumedRunDir(resume: true | string, out: string | undefined): string | undefined {
+  if (resume === true) return out;
+  if (fs.existsSync(resume) && fs.statSync(resume).isDirectory()) return resume;
+  const dir = path.dirname(resume);
+  return path.basename(dir) === 'checkpoints' ? path.dirname(dir) : dir;
+}
+
+/** The config and data path a run folder's run.json records, or null when it has none (or no config in it). */
+export function savedRunSettings(runDir: string | undefined): { config: Partial<TrainConfig>; data?: string } | null {
+  if (runDir === undefined) return null;
+  let info;
+  try {
+    info = readRunInfo(runDir);
+  } catch {
+    return null; // unreadable: the trainer's own checks report the folder; the flags and the recipe decide here
+  }
+  const config = info?.config;
+  if (config === null || typeof config !== 'object' || Array.isArray(config)) return null;
+  const c = config as Partial<TrainConfig>;
+  if (c.recipe !== undefined && !RECIPE_NAMES.includes(c.recipe)) return null;
+  return { config: c, data: typeof info?.data === 'string' ? info.data : undefined };
+}
 
 function defaultOut(): string {
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
@@ -62,27 +95,38 @@ export function registerTrain(program: Command): void {
     .addOption(new Option('--on-bad-image <policy>', 'skip (count and name) or fail on unreadable images').choices(['skip', 'fail']).default('skip'))
     .option('--strict-size', 'refuse training images that are not 32x32 (default: resize them as Pillow does)')
     .option('--no-worker', 'prepare batches on the main thread')
-    .action(async (o: Record<string, unknown>) => {
-      const recipe = RECIPES[o.recipe as RecipeName];
-      const pick = <K extends keyof TrainConfig>(k: K, v: unknown): TrainConfig[K] => (v === undefined ? recipe[k] : (v as TrainConfig[K]));
-      const config: TrainConfig = {
-        ...recipe,
-        epochs: pick('epochs', o.epochs), batchSize: pick('batchSize', o.batchSize), lr: pick('lr', o.lr),
-        momentum: pick('momentum', o.momentum), weightDecay: pick('weightDecay', o.weightDecay),
-        nesterov: pick('nesterov', o.nesterov), labelSmoothing: pick('labelSmoothing', o.labelSmoothing),
-        schedule: pick('schedule', o.schedule), warmupFraction: pick('warmupFraction', o.warmupFraction),
-        decayNormBias: pick('decayNormBias', o.decayNormBias), seed: pick('seed', o.seed), valSplit: pick('valSplit', o.valSplit),
-        limit: o.limit as number | undefined, testLimit: o.testLimit as number | undefined,
-        cutout: pick('cutout', o.cutout), crop: o.crop !== false,
-        cropPadding: pick('cropPadding', o.cropPadding), flip: o.flip !== false, baseWidth: pick('baseWidth', o.width),
-        zeroInitResidual: pick('zeroInitResidual', o.zeroInitResidual), whitenInit: pick('whitenInit', o.whitenInit),
-        alternateFlip: pick('alternateFlip', o.alternateFlip),
-        precision: pick('precision', o.precision), ema: pick('ema', o.ema), lookahead: pick('lookahead', o.lookahead), ttaEval: pick('ttaEval', o.ttaEval),
-      };
+    .action(async (o: Record<string, unknown>, cmd: Command) => {
+      const given = (key: string): boolean => cmd.getOptionValueSource(key) === 'cli';
       const resume = o.resume === true ? true : (o.resume as string | undefined);
+      // resuming: the run's own settings are the defaults (unless --recipe is given), the flags given override them
+      const runDir = resume !== undefined ? resumedRunDir(resume, o.out as string | undefined) : undefined;
+      const saved = savedRunSettings(runDir);
+      const fromRun = saved !== null && !given('recipe');
+      const base: TrainConfig = fromRun
+        ? { ...RECIPES[saved.config.recipe ?? 'seed'], limit: undefined, testLimit: undefined, ...saved.config }
+        : RECIPES[o.recipe as RecipeName];
+      const pick = <K extends keyof TrainConfig>(k: K, key: string = k): TrainConfig[K] => (given(key) || (!fromRun && o[key] !== undefined) ? (o[key] as TrainConfig[K]) : base[k]);
+      const config: TrainConfig = {
+        ...base,
+        epochs: pick('epochs'), batchSize: pick('batchSize'), lr: pick('lr'),
+        momentum: pick('momentum'), weightDecay: pick('weightDecay'),
+        nesterov: pick('nesterov'), labelSmoothing: pick('labelSmoothing'),
+        schedule: pick('schedule'), warmupFraction: pick('warmupFraction'),
+        decayNormBias: pick('decayNormBias'), seed: pick('seed'), valSplit: pick('valSplit'),
+        limit: fromRun ? pick('limit') : (o.limit as number | undefined), testLimit: fromRun ? pick('testLimit') : (o.testLimit as number | undefined),
+        cutout: pick('cutout'), crop: given('crop') || !fromRun ? o.crop !== false : base.crop,
+        cropPadding: pick('cropPadding'), flip: given('flip') || !fromRun ? o.flip !== false : base.flip, baseWidth: pick('baseWidth', 'width'),
+        zeroInitResidual: pick('zeroInitResidual'), whitenInit: pick('whitenInit'),
+        alternateFlip: pick('alternateFlip'),
+        precision: pick('precision'), ema: pick('ema'), lookahead: pick('lookahead'), ttaEval: pick('ttaEval'),
+      };
+      if (fromRun) {
+        process.stdout.write(`resuming with the settings of ${runDir}/run.json (recipe ${config.recipe}); flags given override them\n`);
+      }
       const out = (o.out as string | undefined) ?? (typeof resume === 'string' && fs.existsSync(resume) && fs.statSync(resume).isDirectory() ? resume : defaultOut());
+      const data = (o.data as string | undefined) ?? (fromRun && saved.data !== undefined ? saved.data : defaultData());
       const result = await train({
-        config, data: (o.data as string | undefined) ?? defaultData(), out, backend: useBackend(program.opts().backend),
+        config, data, out, backend: useBackend(program.opts().backend),
         resume, force: Boolean(o.force), weights: o.weights as string | undefined, keepLast: o.keepLast as number | undefined,
         onBadImage: o.onBadImage as 'skip' | 'fail', strictSize: Boolean(o.strictSize), worker: o.worker !== false,
       });
