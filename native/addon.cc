@@ -53,6 +53,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exportKernel(env, exports, "setConvPolicy", rn::setConvPolicy, false);
   exportKernel(env, exports, "convChoices", rn::convChoices, false);
   exportKernel(env, exports, "convPolicy", rn::convPolicy, false);
+  exportKernel(env, exports, "convDecision", rn::convDecision, false);
+  exportKernel(env, exports, "recordConvDecision", rn::recordConvDecision, false);
   // fp32 / bf16 mixed precision
   exportKernel(env, exports, "setPrecision", rn::setPrecision, false);
   exportKernel(env, exports, "precisionInfo", rn::precisionInfo, false);

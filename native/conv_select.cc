@@ -6,11 +6,17 @@
 // file made on another machine or configuration is ignored, so a choice is only reused where it was measured.
 // Reusing it matters beyond start-up time: candidates sum in different orders, and a run resumed in a new
 // process must pick the same kernels as the interrupted one to continue bit for bit.
+// Beside the choices it keeps named decisions made above the convolutions ("graph|..." keys: the inference graph's
+// whole-graph check, src/models/inference.ts), so that every process of the machine decides alike. Processes share
+// the file: each rewrite first merges what others wrote, under a lock (FILE.lock), and a choice or decision another
+// process recorded first is adopted instead of one's own measurement, so two processes never disagree for long.
 // What it is not: the measurement of whole steps (src/bench) or any kernel.
 // References: oneDNN 2.6 dnnl.hpp (dnnl_version, get_effective_cpu_isa); cuDNN's benchmark mode
 // (torch.backends.cudnn.benchmark) for the idea of measuring on first use.
 #include "conv_select.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -59,6 +65,40 @@ std::string& cacheFile() {
   return f;
 }
 
+struct Decision {
+  std::string value;
+  bool measured;  // recorded by this process (else read from the cache file)
+};
+
+/** Named decisions ("graph|..." keys): recordConvDecision. */
+std::map<std::string, Decision>& decisions() {
+  static std::map<std::string, Decision> d;
+  return d;
+}
+
+constexpr const char* kDecisionPrefix = "graph|";
+
+/** Holds FILE.lock (flock) while it lives, where a cache file is set; a cache, so failing to lock only loses that. */
+class CacheLock {
+ public:
+  CacheLock() {
+    if (cacheFile().empty()) return;
+    fd_ = ::open((cacheFile() + ".lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ >= 0 && ::flock(fd_, LOCK_EX) != 0) {
+      ::close(fd_);
+      fd_ = -1;
+    }
+  }
+  ~CacheLock() {
+    if (fd_ >= 0) ::close(fd_);  // closing releases the lock
+  }
+  CacheLock(const CacheLock&) = delete;
+  CacheLock& operator=(const CacheLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
 std::string cpuModel() {
   std::ifstream in("/proc/cpuinfo");
   std::string line;
@@ -84,28 +124,36 @@ bool algoByName(const std::string& n, ConvAlgo* out) {
   return false;
 }
 
+/** Adds the file's entries that are not in memory (emplace: one already known is kept). */
 void loadCache(const std::string& path) {
   std::ifstream in(path);
   std::string line;
   if (!in || !std::getline(in, line) || line != machineLine()) return;  // absent, or made elsewhere
   while (std::getline(in, line)) {
     const size_t tab = line.find('\t');
+    if (tab == std::string::npos) continue;
+    const std::string key = line.substr(0, tab), value = line.substr(tab + 1);
     ConvAlgo a;
-    if (tab == std::string::npos || !algoByName(line.substr(tab + 1), &a)) continue;
-    choices().emplace(line.substr(0, tab), Choice{a, false, {}});
+    if (key.rfind(kDecisionPrefix, 0) == 0) decisions().emplace(key, Decision{value, false});
+    else if (algoByName(value, &a)) choices().emplace(key, Choice{a, false, {}});
   }
 }
 
-/** Rewrites the cache file atomically (a temporary file renamed over it); a cache, so failures are ignored. */
+/**
+ * Rewrites the cache file atomically (a temporary file renamed over it), with what other processes added since it
+ * was read merged in; a cache, so failures are ignored. Call it holding a CacheLock.
+ */
 void saveCache() {
   const std::string& path = cacheFile();
   if (path.empty()) return;
+  loadCache(path);
   const std::string tmp = path + ".tmp-" + std::to_string(getpid());
   {
     std::ofstream out(tmp, std::ios::trunc);
     if (!out) return;
     out << machineLine() << "\n";
     for (const auto& [k, c] : choices()) out << k << "\t" << convAlgoName(c.algo) << "\n";
+    for (const auto& [k, d] : decisions()) out << k << "\t" << d.value << "\n";
     if (!out.flush()) {
       std::remove(tmp.c_str());
       return;
@@ -143,10 +191,19 @@ bool rememberedConvChoice(const std::string& key, ConvAlgo* out) {
   return true;
 }
 
-/** Records a measured choice with each candidate's time, and rewrites the cache file if one is set. */
-void rememberConvChoice(const std::string& key, ConvAlgo algo, const std::vector<std::pair<ConvAlgo, double>>& ms) {
+/**
+ * Records a measured choice with each candidate's time and rewrites the cache file if one is set; unless another
+ * process recorded a choice for `key` in the file meanwhile that `applies`: then that one is kept and returned.
+ */
+ConvAlgo rememberConvChoice(const std::string& key, ConvAlgo algo, const std::vector<std::pair<ConvAlgo, double>>& ms,
+                            const std::function<bool(ConvAlgo)>& applies) {
+  CacheLock lock;
+  if (!cacheFile().empty()) loadCache(cacheFile());
+  ConvAlgo theirs;
+  if (rememberedConvChoice(key, &theirs) && applies(theirs)) return theirs;
   choices()[key] = Choice{algo, true, ms};
   saveCache();
+  return algo;
 }
 }  // namespace
 
@@ -180,8 +237,7 @@ ConvAlgo chooseConvAlgo(const std::string& key, const std::vector<ConvAlgo>& can
   if (times.empty()) throw std::logic_error("chooseConvAlgo: no candidate applies to " + key);
   size_t pick = 0;
   while (times[pick].second > 1.05 * fastest) pick++;
-  rememberConvChoice(key, times[pick].first, times);
-  return times[pick].first;
+  return rememberConvChoice(key, times[pick].first, times, applies);
 }
 
 // setConvPolicy(policy | null, cacheFile | null | undefined): the policy for later convolutions (null: keep);
@@ -200,6 +256,36 @@ Napi::Value setConvPolicy(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value convPolicy(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), policyRef()); }
+
+// convDecision(key) -> the value recorded for a "graph|..." key (here or in the cache file), or null
+Napi::Value convDecision(const Napi::CallbackInfo& info) {
+  const std::string key = info[0].As<Napi::String>().Utf8Value();
+  auto it = decisions().find(key);
+  if (it == decisions().end()) {
+    CacheLock lock;  // another process may have recorded it since the file was read
+    if (!cacheFile().empty()) loadCache(cacheFile());
+    it = decisions().find(key);
+  }
+  return it == decisions().end() ? info.Env().Null() : Napi::String::New(info.Env(), it->second.value);
+}
+
+// recordConvDecision(key, value) -> the value in force for key: `value`, or the one another process recorded first
+Napi::Value recordConvDecision(const Napi::CallbackInfo& info) {
+  const std::string key = info[0].As<Napi::String>().Utf8Value();
+  const std::string value = info[1].As<Napi::String>().Utf8Value();
+  if (key.rfind(kDecisionPrefix, 0) != 0 || key.find_first_of("\t\n") != std::string::npos ||
+      value.empty() || value.find_first_of("\t\n") != std::string::npos)
+    throw std::invalid_argument("recordConvDecision: expected a key starting with \"graph|\" and a value, without tabs or newlines");
+  CacheLock lock;
+  if (!cacheFile().empty()) loadCache(cacheFile());
+  auto it = decisions().find(key);
+  if (it == decisions().end()) {
+    decisions()[key] = Decision{value, true};
+    saveCache();
+    return Napi::String::New(info.Env(), value);
+  }
+  return Napi::String::New(info.Env(), it->second.value);
+}
 
 // convChoices() -> { policy, cacheFile, choices: [{ key, algo, measured, ms: { algo: ms } }] }
 Napi::Value convChoices(const Napi::CallbackInfo& info) {
@@ -220,6 +306,16 @@ Napi::Value convChoices(const Napi::CallbackInfo& info) {
     list.Set(i++, o);
   }
   r.Set("choices", list);
+  Napi::Array dl = Napi::Array::New(env);
+  uint32_t j = 0;
+  for (const auto& [k, d] : decisions()) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("key", k);
+    o.Set("value", d.value);
+    o.Set("measured", d.measured);
+    dl.Set(j++, o);
+  }
+  r.Set("decisions", dl);
   return r;
 }
 

@@ -41,5 +41,12 @@ Napi::Value setConvPolicy(const Napi::CallbackInfo& info);
 Napi::Value convChoices(const Napi::CallbackInfo& info);
 /** convPolicy() -> the policy in force (what convChoices().policy says, without listing the choices) */
 Napi::Value convPolicy(const Napi::CallbackInfo& info);
+/**
+ * Named decisions above single convolutions, kept and shared like the choices (in memory and in the cache file):
+ * convDecision(key) -> value | null; recordConvDecision(key, value) -> the value in force (one recorded first by
+ * another process wins). Keys start with "graph|".
+ */
+Napi::Value convDecision(const Napi::CallbackInfo& info);
+Napi::Value recordConvDecision(const Napi::CallbackInfo& info);
 
 }  // namespace rn

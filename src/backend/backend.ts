@@ -139,6 +139,14 @@ export interface Backend {
    */
   timesConvAlgos?(): boolean;
   /**
+   * Decisions taken by timing above single kernels (the inference graph's whole-graph check), kept where the
+   * backend keeps its convolution choices, so that every process on the machine decides alike: the value saved for
+   * `key`, or undefined.
+   */
+  savedDecision?(key: string): string | undefined;
+  /** Saves `value` for `key` unless another process saved one first; returns the value in force. */
+  saveDecision?(key: string, value: string): string;
+  /**
    * Inference only: the head of a classifier in one call, y [N,O] = mean of x [N,C,H,W] over H×W, times wᵀ [C,O],
    * plus b [O] (a global average pool, the flatten and the linear layer), computed in fp32.
    */

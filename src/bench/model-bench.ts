@@ -68,6 +68,8 @@ export interface BenchResult {
   profile?: Record<string, { calls: number; ms: number; share: number }>;
   /** with the profile: the algorithm each convolution (pass|shapes|stride|padding) runs with, and the times measured */
   conv_choices?: Array<{ key: string; algo: string; ms: Record<string, number> }>;
+  /** with RESNET_PROFILE=1: the whole-graph decisions this run used that were read from the cache file (no check made) */
+  infer_whole_graph_saved?: Array<{ batch: number; direct: boolean }>;
   /** with the profile: the inference graph's whole-graph checks of its per-layer choices at small batches */
   infer_whole_graph_checks?: WholeGraphCheck[];
 }
@@ -88,6 +90,8 @@ interface Profiler {
   reset(): void;
   read(): Record<string, { calls: number; ms: number }>;
   convChoices(): NonNullable<BenchResult['conv_choices']>;
+  /** the whole-graph decisions read from the cache file: "graph|backend|precision|shape|network" -> direct|chosen */
+  savedDecisions(): Array<{ key: string; value: string }>;
 }
 
 function nativeProfiler(be: Backend): Profiler | null {
@@ -97,6 +101,7 @@ function nativeProfiler(be: Backend): Profiler | null {
     reset: native.resetNativeProfile,
     read: native.nativeProfile,
     convChoices: () => native.convChoices().choices.map(({ key, algo, ms }) => ({ key, algo, ms })),
+    savedDecisions: () => native.convChoices().decisions.filter((d) => !d.measured),
   };
 }
 
@@ -176,6 +181,11 @@ export function runBench(opts: BenchOptions): BenchResult {
     profile,
     // this run's convolutions: its batch sizes (B and 1) at its precision (bf16 keys end in |bf16)
     infer_whole_graph_checks: prof ? wholeGraphChecks : undefined,
+    infer_whole_graph_saved: prof?.savedDecisions().flatMap(({ key, value }) => {
+      const [, , precision, shape] = key.split('|');
+      const batch = Number(shape?.split(',')[0]);
+      return precision === be.precision() && (batch === 1 || batch === B) ? [{ batch, direct: value === 'direct' }] : [];
+    }),
     conv_choices: prof?.convChoices().filter((c) => /^\w+\|\[(\d+),/.exec(c.key)?.[1] === String(B) &&
       c.key.endsWith('|bf16') === (be.precision() === 'bf16')),
   };

@@ -70,9 +70,12 @@ export const WHOLE_GRAPH_CHECK_MAX = 16;
 const wholeGraphRuns = (batch: number): number => Math.max(5, Math.round(16 / batch));
 
 /**
- * The whole-graph decisions of this process (directWins), keyed by backend, precision, the network's convolution
- * shapes and the input shape: shared by every graph of the same network, as the per-layer choices are, so that two
- * graphs of the same weights (a classifier with TTA and one without, say) give bit-identical logits.
+ * The whole-graph decisions (directWins), keyed by backend, precision, the network's convolution shapes and the input
+ * shape: shared by every graph of the same network, as the per-layer choices are, so that two graphs of the same
+ * weights (a classifier with TTA and one without, say) give bit-identical logits. Where the backend keeps decisions
+ * (the native one: in its convolution cache file, beside the per-layer choices), they are shared by every process of
+ * the machine too: a server's inference process gives the logits of a `predict` run, bit for bit, whatever the load
+ * was when each of them would have timed the check. This map is the process's copy.
  */
 const directAt = new Map<string, boolean>();
 
@@ -117,7 +120,7 @@ export class InferenceGraph {
   }
 
   /** The whole-graph checks this graph made (bench --profile prints them; a graph that found its decision made by
-   * an earlier graph of the same network in this process has none). */
+   * an earlier graph of the same network, in this process or saved by the backend, has none). */
   wholeGraphChecks(): readonly WholeGraphCheck[] {
     return this.checks;
   }
@@ -142,7 +145,13 @@ export class InferenceGraph {
     const key = `${this.be.name}|${this.be.precision()}|${shape.join(',')}|${this.network}`;
     let direct = directAt.get(key);
     if (direct === undefined) {
-      direct = this.directWins(x, shape);
+      const saved = this.be.savedDecision?.(key);
+      if (saved === 'direct' || saved === 'chosen') direct = saved === 'direct';
+      else {
+        const mine = this.directWins(x, shape) ? 'direct' : 'chosen';
+        // another process may have saved its decision meanwhile: then both take that one
+        direct = (this.be.saveDecision?.(key, mine) ?? mine) === 'direct';
+      }
       directAt.set(key, direct);
     }
     return this.run(x, shape, direct);

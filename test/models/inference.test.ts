@@ -6,10 +6,15 @@
  * it): within 3e-2 of the unfused bf16 model. A frozen weight refuses to be written. The 2-image graph runs
  * before the 32-image one on purpose: oneDNN's Winograd weight layout depends on the batch size, and a reorder
  * cached by dims alone served the second graph the first one's layout (logits off by 1e3 before native/context.cc's
- * mdKey named the Winograd layout's fields).
+ * mdKey named the Winograd layout's fields). The whole-graph decision of the benchmark policy is saved in the
+ * convolution cache file and taken by the next process (a child process each).
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { backendByName, nativeUnavailableReason } from '../../src/backend';
 import { nativeLayoutOf } from '../../src/backend/native';
 import type { Backend, Storage } from '../../src/backend/backend';
@@ -40,6 +45,19 @@ function fused(be: Backend, x: Float32Array, shape: number[]): Float32Array {
     g.dispose();
   }
 }
+
+/** A child process: the whole-graph check's logits of 5 images and the number of checks it made, as JSON. */
+const GRAPH_SCRIPT = `
+const path = require('node:path');
+const mod = (m) => require(path.join(process.env.MODULES, m));
+const { InferenceGraph } = mod('src/models/inference');
+const { backendByName } = mod('src/backend');
+const { fixtureStateDict } = mod('test/helpers/fixture-values');
+const x = Float32Array.from({ length: 5 * 3 * 32 * 32 }, (_, i) => Math.sin(i * 0.731) * 1.5);
+const g = InferenceGraph.fromStateDict(fixtureStateDict(), backendByName('native'));
+const logits = Array.from(g.forward(x, [5, 3, 32, 32]));
+console.log(JSON.stringify({ checks: g.wholeGraphChecks().length, logits }));
+`;
 
 const native = nativeUnavailableReason();
 const skipNative = native && process.env.RESNET_REQUIRE_NATIVE !== '1' ? `native backend unavailable: ${native}` : false;
@@ -125,7 +143,11 @@ describe('inference graph: folded batch norm, fused residual add and ReLU', () =
     const shape = [3, ...inputs[1][2].slice(1)];
     const x = inputs[1][1].subarray(0, 3 * 3 * 32 * 32);
     const g = InferenceGraph.fromStateDict(fixtureStateDict(), be);
+    // a cache file of its own: the machine's may hold the decision from an earlier run, and then no check is made
+    const beforeFile = nat.convChoices().cacheFile;
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'resnet-graph-'));
     try {
+      nat.setConvCacheFile(path.join(dir, 'conv-choices.tsv'));
       nat.setConvPolicy('benchmark');
       const first = g.forward(x, shape);
       g.forward(x, shape);
@@ -148,7 +170,40 @@ describe('inference graph: folded batch norm, fused residual add and ReLU', () =
       other.dispose();
     } finally {
       nat.setConvPolicy(before);
+      nat.setConvCacheFile(beforeFile);
+      fs.rmSync(dir, { recursive: true, force: true });
       g.dispose();
+    }
+  });
+
+  test('native backend, benchmark policy: the whole-graph decision is saved in the cache file, so that another process takes it', { skip: skipNative }, () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'resnet-graph-'));
+    try {
+      const script = path.join(dir, 'graph.js');
+      fs.writeFileSync(script, GRAPH_SCRIPT);
+      const cache = path.join(dir, 'conv-choices.tsv');
+      const run = (env: Record<string, string>) => {
+        const r = spawnSync(process.execPath, [...(__filename.endsWith('.ts') ? process.execArgv : []), script], {
+          encoding: 'utf8', env: { ...process.env, MODULES: path.resolve(__dirname, '..', '..'), RESNET_CONV_CACHE: cache, ...env }, timeout: 120_000,
+        });
+        assert.equal(r.status, 0, r.stderr);
+        return JSON.parse(r.stdout.trim()) as { checks: number; logits: number[] };
+      };
+      const first = run({});
+      assert.equal(first.checks, 1, 'the first process times the check');
+      const lines = fs.readFileSync(cache, 'utf8').split('\n').filter((l) => l.startsWith('graph|'));
+      assert.equal(lines.length, 1, 'one decision saved');
+      assert.match(lines[0], /^graph\|native\|fp32\|5,3,32,32\|64x3x3x3s1;.*\t(direct|chosen)$/);
+      const second = run({});
+      assert.equal(second.checks, 0, 'the second process reads the decision');
+      assert.deepEqual(second.logits, first.logits);
+      // a saved "direct" is followed: the logits of oneDNN direct in every layer, bit for bit
+      fs.writeFileSync(cache, fs.readFileSync(cache, 'utf8').replace(/^(graph\|.*)\t(direct|chosen)$/m, '$1\tdirect'));
+      const forced = run({});
+      assert.equal(forced.checks, 0);
+      assert.deepEqual(forced.logits, run({ RESNET_CONV_ALGO: 'direct', RESNET_CONV_CACHE: 'off' }).logits);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 

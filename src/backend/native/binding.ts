@@ -45,10 +45,19 @@ export interface NativeConvChoice {
   ms: Record<string, number>;
 }
 
+/** A named decision above single convolutions ("graph|..." keys: the inference graph's whole-graph check). */
+export interface NativeConvDecision {
+  key: string;
+  value: string;
+  /** recorded by this process (else read from the cache file) */
+  measured: boolean;
+}
+
 export interface NativeConvChoices {
   policy: string;
   cacheFile: string | null;
   choices: NativeConvChoice[];
+  decisions: NativeConvDecision[];
 }
 
 export interface NativeAddon {
@@ -115,6 +124,10 @@ export interface NativeAddon {
   precisionInfo(): { precision: 'fp32' | 'bf16'; bf16: { ok: boolean; reason: string | null } };
   convChoices(): NativeConvChoices;
   convPolicy(): string;
+  /** the value recorded for a "graph|..." key, here or in the cache file, or null */
+  convDecision(key: string): string | null;
+  /** records value for key unless another process recorded one first; returns the value in force */
+  recordConvDecision(key: string, value: string): string;
 
   describe(): string;
   memoryStats(): NativeMemoryStats;

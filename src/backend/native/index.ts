@@ -41,6 +41,14 @@ export function setConvPolicy(policy: ConvPolicy): void {
   loadAddon().setConvPolicy(policy);
 }
 
+/**
+ * Reads and writes choices in `file` from now on (null: keeps them in memory only), as RESNET_CONV_CACHE does for a
+ * process; the choices and decisions already made stay. For tests that need a cache of their own.
+ */
+export function setConvCacheFile(file: string | null): void {
+  loadAddon().setConvPolicy(null, file);
+}
+
 /** The policy in force and every choice the benchmark policy has made (or read from its cache file). */
 export function convChoices(): NativeConvChoices {
   return loadAddon().convChoices();
@@ -320,6 +328,8 @@ export function createNativeBackend(): Backend {
     describe: () => `native: ${A.describe()}`,
     freeze: (s) => A.freeze(h('freeze', 's', s)),
     timesConvAlgos: () => A.convPolicy() === 'benchmark',
+    savedDecision: (key) => A.convDecision(`graph|${key}`) ?? undefined,
+    saveDecision: (key, value) => A.recordConvDecision(`graph|${key}`, value),
     isa() {
       const d = A.describe();
       return `oneDNN ${/ISA (\S+),/.exec(d)?.[1] ?? '?'}, ours ${/our kernels (\S+),/.exec(d)?.[1] ?? '?'}`;

@@ -54,6 +54,9 @@ export function registerBench(program: Command): void {
       for (const c of r.infer_whole_graph_checks ?? []) {
         lines.push(`inference at batch ${c.batch}: ${c.directMs <= c.chosenMs ? 'oneDNN direct in every layer' : 'the per-layer choices below'} (whole forward ${c.chosenMs.toFixed(2)} ms with the per-layer choices, ${c.directMs.toFixed(2)} ms with direct)`);
       }
+      for (const c of r.infer_whole_graph_saved ?? []) {
+        lines.push(`inference at batch ${c.batch}: ${c.direct ? 'oneDNN direct in every layer' : 'the per-layer choices below'} (the whole-graph check's decision, from the cache file)`);
+      }
       if (r.conv_choices?.length) {
         lines.push('convolution algorithms (pass|input|weights|stride|padding: chosen, measured ms per candidate):');
         for (const c of r.conv_choices) {
