@@ -3,6 +3,7 @@
  * and serve run it): the median, min and mean of RUNS forwards, then the per-kernel profile (reorders included)
  * and each convolution's chosen algorithm with the times measured for it.
  *   npx tsx bench/b1-profile.ts [runs] [fp32|bf16]
+ * B1_BATCH=N times batch N instead of 1 (throughput's shapes; the whole-graph check only runs up to 16).
  * B1_PERCONV=1 adds each convolution's median time and GFLOP/s; B1_LAYOUTS=1 prints every convolution's input,
  * residual and output layout. RESNET_CONV_ALGO=direct and friends force an algorithm (src/backend/native).
  */
@@ -19,12 +20,13 @@ const be = createNativeBackend();
 applyPrecision(precision, be);
 const model = buildModel(SEED_SPEC, { backend: be, seed: 0 }).eval();
 const graph = InferenceGraph.fromStateDict(model.stateDict(), be);
-const x = new Float32Array(3 * 32 * 32).map((_, i) => Math.sin(i));
-for (let i = 0; i < 20; i++) graph.forward(x, [1, 3, 32, 32]);
+const N = Number(process.env.B1_BATCH ?? 1);
+const x = new Float32Array(N * 3 * 32 * 32).map((_, i) => Math.sin(i));
+for (let i = 0; i < 20; i++) graph.forward(x, [N, 3, 32, 32]);
 const times: number[] = [];
 for (let i = 0; i < runs; i++) {
   const t = process.hrtime.bigint();
-  graph.forward(x, [1, 3, 32, 32]);
+  graph.forward(x, [N, 3, 32, 32]);
   times.push(Number(process.hrtime.bigint() - t) / 1e6);
 }
 times.sort((a, b) => a - b);
@@ -32,7 +34,7 @@ console.log(`median ${times[runs >> 1].toFixed(3)} ms, min ${times[0].toFixed(3)
 const tp = process.hrtime.bigint();
 setNativeProfiling(true);
 resetNativeProfile();
-for (let i = 0; i < runs; i++) graph.forward(x, [1, 3, 32, 32]);
+for (let i = 0; i < runs; i++) graph.forward(x, [N, 3, 32, 32]);
 setNativeProfiling(false);
 console.log(`profiled mean ${(Number(process.hrtime.bigint() - tp) / 1e6 / runs).toFixed(3)} ms`);
 const prof = Object.entries(nativeProfile()).sort((a, b) => b[1].ms - a[1].ms);
@@ -47,7 +49,7 @@ if (process.env.B1_LAYOUTS) {
     console.log(`[${xs}] w[${ws}] x:${nativeLayoutOf(x)} r:${r ? nativeLayoutOf(r) : '-'} -> y:${nativeLayoutOf(y)}`);
     return y;
   };
-  graph.forward(x, [1, 3, 32, 32]);
+  graph.forward(x, [N, 3, 32, 32]);
 }
 if (process.env.B1_PERCONV) {
   const orig = be.conv2dInfer.bind(be);
@@ -60,7 +62,7 @@ if (process.env.B1_PERCONV) {
     per.get(k)!.push(Number(process.hrtime.bigint() - t) / 1e6);
     return y;
   };
-  for (let i = 0; i < runs; i++) graph.forward(x, [1, 3, 32, 32]);
+  for (let i = 0; i < runs; i++) graph.forward(x, [N, 3, 32, 32]);
   let sum = 0;
   for (const [k, v] of per) {
     v.sort((a, b) => a - b);
@@ -68,7 +70,7 @@ if (process.env.B1_PERCONV) {
     const med = v[v.length >> 1] * reps;
     sum += med;
     const [xs, ws] = k.match(/\[[^\]]*\]/g)!.map((s) => JSON.parse(s) as number[]);
-    const flop = 2 * ws[0] * ws[1] * ws[2] * ws[3] * (xs[2] / (ws[2] === 1 ? 2 : xs[1] === ws[0] || xs[1] === 3 ? 1 : 2)) ** 2 * reps;
+    const flop = xs[0] * 2 * ws[0] * ws[1] * ws[2] * ws[3] * (xs[2] / (ws[2] === 1 ? 2 : xs[1] === ws[0] || xs[1] === 3 ? 1 : 2)) ** 2 * reps;
     console.log(`${med.toFixed(4)} ms  ${(flop / med / 1e6).toFixed(0).padStart(5)} GFLOP/s  ${reps}x ${k}`);
   }
   console.log(`sum of medians ${sum.toFixed(3)} ms`);

@@ -11,7 +11,8 @@
 // wants another one. Weights and weight gradients are plain oihw at the seam (sgdStep updates them in place),
 // so they are transformed/reordered per call (small next to activations).
 // Accuracy: the Winograd algorithms (ours and oneDNN's, both F(4x4,3x3)) round more than direct summation
-// (~1e-5 of the output's magnitude against ~3e-7); the "deterministic" policy runs direct everywhere.
+// (~1e-5 of the output's magnitude against ~3e-7); the "deterministic" policy runs direct everywhere. Under bf16
+// they run in f32 (makePlan), still far finer than bf16's ~4e-3.
 // What it is not: dilation or groups (ResNet-18 needs neither).
 // References: oneDNN 2.6 developer guide "Convolution" and dnnl.hpp convolution_forward /
 // convolution_backward_data / convolution_backward_weights; PyTorch Conv2d output-size formula.
@@ -201,8 +202,19 @@ Plan onednnBwdWeights(const ConvGeom& g, bool bias, ConvAlgo a) {
           }};
 }
 
-/** The plan of algorithm `a`, or an empty one where it does not apply. */
+/**
+ * The plan of algorithm `a`, or an empty one where it does not apply. Under bf16 the Winograd algorithms (oneDNN
+ * 2.6 has no bf16 Winograd, ours computes in f32) run in f32: their inputs are converted, their outputs are f32 as
+ * every convolution's are. That is only more accurate than the bf16 direct kernel (f32 weights and products), and
+ * it stays a candidate because it can still be the faster (the 512-channel stage on a Zen 5).
+ */
 Plan makePlan(Pass pass, ConvAlgo a, const ConvGeom& g, bool bias) {
+  if (g.dt == memory::data_type::bf16 && (a == ConvAlgo::OnednnWinograd || a == ConvAlgo::Ours)) {
+    ConvGeom f32 = g;
+    f32.dt = memory::data_type::f32;
+    f32.key += "|f32";  // its primitives apart from both the bf16 and the fp32-precision ones
+    return makePlan(pass, a, f32, bias);
+  }
   if (a == ConvAlgo::Ours) return oursPlan(pass, g);
   try {
     if (pass == Pass::Fwd) return onednnFwd(g, bias, a);

@@ -109,9 +109,10 @@ std::string cpuModel() {
 
 /**
  * The version of the candidate sets: raised when an algorithm joins the candidates (v2: our small-channel kernel
- * for inference), so that a file of older choices, made without it, is measured again rather than trusted.
+ * for inference; v3: the Winograd algorithms in f32 under bf16, conv.cc and conv_infer.cc), so that a file of older choices, made without
+ * it, is measured again rather than trusted.
  */
-constexpr int kChoicesVersion = 2;
+constexpr int kChoicesVersion = 3;
 
 std::string machineLine() {
   return "# " + cpuModel() + " | " + engineSummary() + " | our kernels " + kernelIsa() + " | choices v" +
@@ -242,12 +243,13 @@ ConvAlgo chooseConvAlgo(const std::string& key, const std::vector<ConvAlgo>& can
 
 // setConvPolicy(policy | null, cacheFile | null | undefined): the policy for later convolutions (null: keep);
 // a cache file to read choices from and write new ones to (null: none; undefined: keep). Choices already made
-// stay remembered.
+// stay remembered; decisions are the new file's (a test with a file of its own neither sees nor leaves any).
 Napi::Value setConvPolicy(const Napi::CallbackInfo& info) {
   if (info[0].IsString()) policyRef() = checkedPolicy(info[0].As<Napi::String>().Utf8Value(), "setConvPolicy");
   else if (!info[0].IsNull() && !info[0].IsUndefined()) throw std::invalid_argument("expected policy to be a string");
   if (info.Length() > 1 && info[1].IsString()) {
     cacheFile() = info[1].As<Napi::String>().Utf8Value();
+    decisions().clear();  // the new file's decisions only: none of the old file's is written into it
     loadCache(cacheFile());
   } else if (info.Length() > 1 && info[1].IsNull()) {
     cacheFile().clear();

@@ -116,7 +116,10 @@ describe('inference graph: folded batch norm, fused residual add and ReLU', () =
     const b = be.fromArray(rng(16, 3), [16]);
     const p = { stride: [1, 1] as [number, number], padding: [1, 1] as [number, number] };
     const shape = [2, 16, 8, 8];
+    const nat = require('../../src/backend/native') as typeof import('../../src/backend/native');
+    const before = nat.convChoices().policy as 'benchmark';
     be.setPrecision('bf16');
+    nat.setConvPolicy('direct'); // the bf16 kernel: under benchmark, oneDNN's Winograd in f32 may win this shape
     try {
       const chained = be.conv2dInfer(x, shape, w, [16, 16, 3, 3], b, p, null, true, { chained: true });
       const plain = be.conv2dInfer(x, shape, w, [16, 16, 3, 3], b, p, null, true);
@@ -132,6 +135,42 @@ describe('inference graph: folded batch norm, fused residual add and ReLU', () =
       assert.doesNotMatch(nativeLayoutOf(be.conv2dInfer(x, shape, w, [16, 16, 3, 3], b, p, null, true, { chained: true })), /bf16/, 'fp32: chained stays float32');
     } finally {
       be.setPrecision('fp32');
+      nat.setConvPolicy(before);
+    }
+  });
+
+  test('native backend, bf16: oneDNN\'s Winograd runs in f32 (it has no bf16 form), closer to the fp32 convolution than the bf16 kernel', { skip: bf16Skip() }, () => {
+    const be = backendByName('native');
+    const nat = require('../../src/backend/native') as typeof import('../../src/backend/native');
+    const before = nat.convChoices().policy as 'benchmark';
+    const rng = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(seed * 1000 + i * 12.9898) * 0.5);
+    const shape = [4, 64, 8, 8], wShape = [64, 64, 3, 3];
+    const x = be.fromArray(rng(4 * 64 * 64, 1), shape);
+    const w = be.fromArray(rng(64 * 64 * 9, 2), wShape);
+    const b = be.fromArray(rng(64, 3), [64]);
+    const r = rng(4 * 64 * 64, 4);
+    const p = { stride: [1, 1] as [number, number], padding: [1, 1] as [number, number] };
+    const run = (precision: 'fp32' | 'bf16', policy: 'direct' | 'onednn-winograd') => {
+      be.setPrecision(precision);
+      nat.setConvPolicy(policy);
+      const y = be.conv2dInfer(x, shape, w, wShape, b, p, be.fromArray(r, shape), true, { chained: true, consumeResidual: true });
+      const layout = nativeLayoutOf(y);
+      return { y: be.toArray(y, shape) as Float32Array, layout };
+    };
+    try {
+      const exact = run('fp32', 'direct').y;
+      const bf16 = run('bf16', 'direct');
+      const wino = run('bf16', 'onednn-winograd');
+      assert.match(bf16.layout, /^bf16 /);
+      // where oneDNN has a Winograd on this CPU (AVX-512) it ran, in f32; elsewhere the policy falls back to direct
+      const ran = !/^bf16 /.test(wino.layout);
+      const errBf16 = relErrorToMax(bf16.y, exact), errWino = relErrorToMax(wino.y, exact);
+      assert.ok(errBf16 > 1e-4 && errBf16 <= 3e-2, `bf16 kernel: ${errBf16.toExponential(3)}`);
+      if (ran) assert.ok(errWino <= 1e-4, `f32 Winograd under bf16: ${errWino.toExponential(3)}`);
+      else assert.deepEqual(wino.y, bf16.y);
+    } finally {
+      be.setPrecision('fp32');
+      nat.setConvPolicy(before);
     }
   });
 
