@@ -7,6 +7,8 @@
 // (oneDNN direct or oneDNN Winograd, with the same post-ops) follows the convolution policy; under "benchmark"
 // both are timed on first use of the shape, as for training (conv_select.cc), under keys of their own ("infer|");
 // a candidate whose output layout differs from direct's is timed with the reorder back to it included.
+// oneDNN direct with the activations forced into the channel-blocked layout is one more (its blocked kernels, where
+// format `any` picks another implementation: under bf16 an nhwc brgemm kernel, slower for the 512-channel layers).
 // Our Winograd is not a candidate: it has no post-ops, and the separate add and ReLU it would need are what this
 // kernel exists to avoid. Our direct kernel for few input channels (small_conv.cc: the stem) is one, with bias
 // and ReLU of its own; it writes NHWC, the layout oneDNN direct's neighbours read.
@@ -43,6 +45,49 @@ bool smallConvApplies(const ConvGeom& g, bool residual, memory::data_type ydt) {
   return g.x[1] <= kSmallConvMaxC && !residual && ydt == memory::data_type::f32 && g.dt == memory::data_type::f32;
 }
 
+InferPlan inferPlan(const ConvGeom& g, ConvAlgo a, bool residual, bool relu, memory::data_type ydt);
+
+/** The oneDNN inference primitive for `algo` with these post-ops, src and dst in `srcMd` and `dstMd` (format any or set). */
+InferPlan onednnInferPlan(const ConvGeom& g, const std::string& name, dnnl::algorithm algo, memory::data_type dt,
+                          const memory::desc& srcMd, const memory::desc& dstMd, bool residual, bool relu) {
+  const std::string key = std::string("conv_infer|") + g.key + "|" + name + (residual ? "|sum" : "") + (relu ? "|relu" : "") +
+                          (dstMd.data_type() == memory::data_type::bf16 ? "|ybf16" : "");
+  try {
+    auto p = cachedPrim(key, [&] {
+      using F = dnnl::convolution_forward;
+      dnnl::post_ops po;
+      if (residual) po.append_sum(1.f);
+      if (relu) po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+      dnnl::primitive_attr attr;
+      attr.set_post_ops(po);
+      F::desc d(dnnl::prop_kind::forward_inference, algo, srcMd, anyMd(g.w, dt), plainMd({g.w[0]}), dstMd, g.stride,
+                g.padL, g.padR);
+      F::primitive_desc pd(d, attr, engine());
+      return Prim{F(pd), pd, {}};
+    });
+    return {p, p->pd.dst_desc()};
+  } catch (const dnnl::error&) {
+    return {};
+  }
+}
+
+/**
+ * oneDNN direct with src and dst in the channel-blocked layout (nChw16c, else nChw8c): its blocked kernels, where
+ * format `any` would pick another implementation (under bf16, nhwc and the brgemm kernel). Invalid where it gives
+ * the layout direct already has (nothing new to time) or no implementation takes it.
+ */
+InferPlan blockedPlan(const ConvGeom& g, bool residual, bool relu, memory::data_type ydt) {
+  const InferPlan direct = inferPlan(g, ConvAlgo::Direct, residual, relu, ydt);
+  for (auto tag : {memory::format_tag::nChw16c, memory::format_tag::nChw8c}) {
+    if (g.x[1] % (tag == memory::format_tag::nChw16c ? 16 : 8) != 0) continue;
+    const InferPlan p = onednnInferPlan(g, tag == memory::format_tag::nChw16c ? "direct-b16" : "direct-b8",
+                                        dnnl::algorithm::convolution_direct, g.dt, memory::desc(g.x, g.dt, tag),
+                                        memory::desc(g.y, ydt, tag), residual, relu);
+    if (p.valid()) return direct.valid() && p.dst == direct.dst ? InferPlan{} : p;
+  }
+  return {};
+}
+
 /** The plan for algorithm a with these post-ops; invalid when a does not apply to this shape here. */
 InferPlan inferPlan(const ConvGeom& g, ConvAlgo a, bool residual, bool relu, memory::data_type ydt) {
   if (a == ConvAlgo::OursDirect) {
@@ -50,6 +95,7 @@ InferPlan inferPlan(const ConvGeom& g, ConvAlgo a, bool residual, bool relu, mem
     return {nullptr, memory::desc(g.y, memory::data_type::f32, memory::format_tag::nhwc), true};
   }
   if (a == ConvAlgo::Ours) return {};
+  if (a == ConvAlgo::DirectBlocked) return blockedPlan(g, residual, relu, ydt);
   // oneDNN 2.6 has no bf16 Winograd: under bf16 it runs in f32 (inputs converted, f32 output), which is only more
   // accurate, and is a candidate because it can still be the faster (the 512-channel stage on a Zen 5: about 1.8x)
   const bool f32Winograd = a == ConvAlgo::OnednnWinograd && g.dt == memory::data_type::bf16;
@@ -110,7 +156,7 @@ ConvAlgo chooseInfer(const ConvGeom& g, bool residual, bool relu, memory::data_t
   return chooseConvAlgo(
       "infer|" + g.key + (residual ? "|sum" : "") + (relu ? "|relu" : "") +
           (ydt == memory::data_type::bf16 ? "|ybf16" : ""),
-      {ConvAlgo::Direct, ConvAlgo::OursDirect, ConvAlgo::OnednnWinograd},
+      {ConvAlgo::Direct, ConvAlgo::DirectBlocked, ConvAlgo::OursDirect, ConvAlgo::OnednnWinograd},
       [&](ConvAlgo a) { return inferPlan(g, a, residual, relu, ydt).valid(); },
       [&](ConvAlgo a) {
         // a candidate writing another layout than oneDNN direct's (the one its direct neighbours read and
@@ -151,7 +197,7 @@ Napi::Value conv2dInfer(const Napi::CallbackInfo& info) {
   const bool direct = info.Length() > 10 && boolArg(info, 10, "direct");
   const bool consume = info.Length() > 11 && boolArg(info, 11, "consume");
   ConvAlgo algo = chooseInfer(g, r != nullptr, relu, ydt, x, w, b, r);
-  if (direct && algo != ConvAlgo::OursDirect) algo = ConvAlgo::Direct;  // direct convolutions only: no Winograd
+  if (direct && algo != ConvAlgo::OursDirect) algo = ConvAlgo::Direct;  // oneDNN's own direct layouts, no Winograd
   const InferPlan p = inferPlan(g, algo, r != nullptr, relu, ydt);
   if (!p.valid()) throw std::runtime_error(std::string("conv2dInfer: no ") + convAlgoName(algo) + " convolution for " + g.key);
   if (consume && r && !r->frozen && r->ptr != x.ptr && r->md == p.dst) {

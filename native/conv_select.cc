@@ -32,13 +32,14 @@
 namespace rn {
 
 namespace {
-const char* const kPolicies[] = {"benchmark", "deterministic", "direct", "auto", "winograd", "onednn-winograd", "ours-direct"};
+const char* const kPolicies[] = {"benchmark", "deterministic", "direct", "auto", "winograd", "onednn-winograd", "ours-direct",
+                                 "direct-blocked"};
 
 std::string checkedPolicy(const std::string& p, const char* source) {
   for (const char* k : kPolicies)
     if (p == k) return p;
   throw std::invalid_argument(std::string(source) + ": expected benchmark, deterministic, direct, auto, winograd, " +
-                              "onednn-winograd or ours-direct, received \"" + p + "\"");
+                              "onednn-winograd, ours-direct or direct-blocked, received \"" + p + "\"");
 }
 
 std::string& policyRef() {
@@ -109,10 +110,11 @@ std::string cpuModel() {
 
 /**
  * The version of the candidate sets: raised when an algorithm joins the candidates (v2: our small-channel kernel
- * for inference; v3: the Winograd algorithms in f32 under bf16, conv.cc and conv_infer.cc), so that a file of older choices, made without
+ * for inference; v3: the Winograd algorithms in f32 under bf16, conv.cc and conv_infer.cc; v4: oneDNN direct with
+ * blocked activations for inference), so that a file of older choices, made without
  * it, is measured again rather than trusted.
  */
-constexpr int kChoicesVersion = 3;
+constexpr int kChoicesVersion = 4;
 
 std::string machineLine() {
   return "# " + cpuModel() + " | " + engineSummary() + " | our kernels " + kernelIsa() + " | choices v" +
@@ -120,7 +122,8 @@ std::string machineLine() {
 }
 
 bool algoByName(const std::string& n, ConvAlgo* out) {
-  for (ConvAlgo a : {ConvAlgo::Direct, ConvAlgo::Auto, ConvAlgo::OnednnWinograd, ConvAlgo::Ours, ConvAlgo::OursDirect})
+  for (ConvAlgo a : {ConvAlgo::Direct, ConvAlgo::Auto, ConvAlgo::OnednnWinograd, ConvAlgo::Ours, ConvAlgo::OursDirect,
+                     ConvAlgo::DirectBlocked})
     if (n == convAlgoName(a)) return *out = a, true;
   return false;
 }
@@ -171,6 +174,7 @@ const char* convAlgoName(ConvAlgo a) {
     case ConvAlgo::OnednnWinograd: return "onednn-winograd";
     case ConvAlgo::Ours: return "winograd";
     case ConvAlgo::OursDirect: return "ours-direct";
+    case ConvAlgo::DirectBlocked: return "direct-blocked";
   }
   return "?";
 }

@@ -16,9 +16,12 @@ namespace rn {
 
 /**
  * The algorithms a convolution can run with. Auto is oneDNN's own choice (convolution_auto); Ours is our Winograd
- * (winograd.cc), OursDirect our direct kernel for few input channels (small_conv.cc, inference only).
+ * (winograd.cc), OursDirect our direct kernel for few input channels (small_conv.cc, inference only),
+ * DirectBlocked oneDNN direct with activations in the channel-blocked layout (nChw16c/nChw8c) instead of the one
+ * oneDNN prefers (inference only: under bf16 it prefers nhwc and its brgemm kernel, 1.5x slower than its blocked
+ * kernel for the 512-channel layers on a Zen 5).
  */
-enum class ConvAlgo { Direct, Auto, OnednnWinograd, Ours, OursDirect };
+enum class ConvAlgo { Direct, Auto, OnednnWinograd, Ours, OursDirect, DirectBlocked };
 const char* convAlgoName(ConvAlgo a);
 
 /** The best run of f, in ms, after one untimed run (first touches, JIT warm-up): of 3 runs, or of as many as fill 5 ms. */

@@ -174,6 +174,37 @@ describe('inference graph: folded batch norm, fused residual add and ReLU', () =
     }
   });
 
+  test('native backend: oneDNN direct on channel-blocked activations (direct-blocked) gives direct\'s numbers, in fp32 and bf16', { skip: skipNative }, () => {
+    const be = backendByName('native');
+    const nat = require('../../src/backend/native') as typeof import('../../src/backend/native');
+    const before = nat.convChoices().policy as 'benchmark';
+    const rng = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(seed * 1000 + i * 12.9898) * 0.5);
+    const shape = [8, 64, 4, 4], wShape = [64, 64, 3, 3];
+    const x = be.fromArray(rng(8 * 64 * 16, 1), shape);
+    const w = be.fromArray(rng(64 * 64 * 9, 2), wShape);
+    const b = be.fromArray(rng(64, 3), [64]);
+    const r = rng(8 * 64 * 16, 4);
+    const p = { stride: [1, 1] as [number, number], padding: [1, 1] as [number, number] };
+    const run = (policy: 'direct' | 'direct-blocked', chained: boolean) => {
+      nat.setConvPolicy(policy);
+      const y = be.conv2dInfer(x, shape, w, wShape, b, p, be.fromArray(r, shape), true, { chained });
+      // read back through the next layer too, so that a wrongly described layout would show
+      const z = be.conv2dInfer(y, shape, w, wShape, b, p, null, false);
+      return be.toArray(z, shape) as Float32Array;
+    };
+    try {
+      const precisions: Array<'fp32' | 'bf16'> = bf16Skip() === false ? ['fp32', 'bf16'] : ['fp32'];
+      for (const precision of precisions) {
+        be.setPrecision(precision);
+        const err = relErrorToMax(run('direct-blocked', true), run('direct', true));
+        assert.ok(err <= (precision === 'fp32' ? 1e-5 : 2e-2), `${precision}: relative difference ${err.toExponential(3)}`);
+      }
+    } finally {
+      be.setPrecision('fp32');
+      nat.setConvPolicy(before);
+    }
+  });
+
   test('native backend, benchmark policy: a small batch checks the per-layer choices once as a whole, and either way gives the same logits', { skip: skipNative }, () => {
     const nat = require('../../src/backend/native') as typeof import('../../src/backend/native');
     const before = nat.convChoices().policy as 'benchmark';
