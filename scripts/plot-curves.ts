@@ -5,7 +5,8 @@
  *
  * Left panel: test accuracy against epoch; right panel: against cumulative wall time (hours, the sum of the
  * epochs' "seconds"). A run's TTA accuracy (test_acc_tta), where logged, is drawn dashed in the same colour. Grey
- * lines mark the seed's 88.54% and the 94% goal. Only epoch records are read ({"kind":"epoch", ...}); a run
+ * lines mark the seed's 88.54% and the 94% goal. "LABEL=ema:FILE" plots the run's moving average of the weights
+ * instead (ema_test_acc, ema_test_acc_tta): what a run with --ema delivers. Only epoch records are read ({"kind":"epoch", ...}); a run
  * resumed after an interruption logs each epoch once, so the curve is the run's whole history.
  */
 import * as fs from 'node:fs';
@@ -22,16 +23,16 @@ export interface Series {
   points: EpochPoint[];
 }
 
-/** The epoch records of a metrics.jsonl as points (accuracies in [0, 1], cumulative hours). */
-export function readSeries(label: string, text: string): Series {
+/** The epoch records of a metrics.jsonl as points (accuracies in [0, 1], cumulative hours); `ema`: the EMA's accuracies. */
+export function readSeries(label: string, text: string, ema = false): Series {
+  const acc = ema ? 'ema_test_acc' : 'test_acc', tta = `${acc}_tta`;
   const byEpoch = new Map<number, { acc: number; accTta?: number; seconds: number }>();
   for (const line of text.split('\n')) {
     if (!line.trim()) continue;
     const r = JSON.parse(line) as Record<string, unknown>;
-    if (r.kind !== 'epoch' || typeof r.test_acc !== 'number') continue;
-    byEpoch.set(r.epoch as number, {
-      acc: r.test_acc, accTta: typeof r.test_acc_tta === 'number' ? r.test_acc_tta : undefined, seconds: Number(r.seconds ?? 0),
-    });
+    const a = r[acc], t = r[tta];
+    if (r.kind !== 'epoch' || typeof a !== 'number') continue;
+    byEpoch.set(r.epoch as number, { acc: a, accTta: typeof t === 'number' ? t : undefined, seconds: Number(r.seconds ?? 0) });
   }
   let hours = 0;
   const points = [...byEpoch.entries()].sort((a, b) => a[0] - b[0]).map(([epoch, v]) => {
@@ -136,11 +137,12 @@ function main(argv: string[]): void {
     else {
       const eq = argv[i].lastIndexOf('=');
       const [label, file] = eq > 0 ? [argv[i].slice(0, eq), argv[i].slice(eq + 1)] : [argv[i], argv[i]];
-      series.push(readSeries(label, fs.readFileSync(file, 'utf8')));
+      const ema = file.startsWith('ema:');
+      series.push(readSeries(label, fs.readFileSync(ema ? file.slice(4) : file, 'utf8'), ema));
     }
   }
   if (series.length === 0) {
-    process.stderr.write('usage: npx tsx scripts/plot-curves.ts [--out FILE.svg] [--title T] "LABEL=metrics.jsonl" ...\n');
+    process.stderr.write('usage: npx tsx scripts/plot-curves.ts [--out FILE.svg] [--title T] "LABEL=[ema:]metrics.jsonl" ...\n');
     process.exitCode = 2;
     return;
   }

@@ -22,6 +22,14 @@ test('readSeries: epoch records, last one per epoch, cumulative hours', () => {
   ]);
 });
 
+test('readSeries with ema: the moving average\'s accuracies, epochs without one left out', () => {
+  const text = [
+    { kind: 'epoch', epoch: 1, test_acc: 0.5, seconds: 1800 },
+    { kind: 'epoch', epoch: 2, test_acc: 0.6, ema_test_acc: 0.7, ema_test_acc_tta: 0.71, seconds: 1800 },
+  ].map((r) => JSON.stringify(r)).join('\n');
+  assert.deepEqual(readSeries('run', text, true).points, [{ epoch: 2, acc: 0.7, accTta: 0.71, hours: 0.5 }]);
+});
+
 test('plotSvg: one solid and one dashed line per run, on the axes it draws', () => {
   const svg = plotSvg([readSeries('fast, seed 0', METRICS)]);
   assert.match(svg, /^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
