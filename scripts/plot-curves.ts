@@ -48,7 +48,11 @@ const MARKS = [{ acc: 0.8854, text: "seed's 88.54%" }, { acc: 0.94, text: '94%' 
 /** The SVG text of the two panels. */
 export function plotSvg(series: Series[], title = 'CIFAR-10 test accuracy'): string {
   const W = 900;
-  const H = 380;
+  // the legend: three runs a row under the panels, then the TTA note on a line of its own
+  const PER_ROW = 3;
+  const rows = Math.ceil(series.length / PER_ROW);
+  const tta = series.some((s) => s.points.some((p) => p.accTta !== undefined));
+  const H = 362 + 18 * rows + (tta ? 18 : 0);
   const panelW = 380;
   const top = 50;
   const plotH = 260;
@@ -98,13 +102,13 @@ export function plotSvg(series: Series[], title = 'CIFAR-10 test accuracy'): str
   // legend
   series.forEach((s, i) => {
     const c = COLOURS[i % COLOURS.length];
-    const ly = H - 18;
-    const lx = 60 + i * 220;
+    const ly = 362 + 18 * Math.floor(i / PER_ROW);
+    const lx = 60 + (i % PER_ROW) * 280;
     out.push(`<line x1="${lx}" x2="${lx + 24}" y1="${ly - 4}" y2="${ly - 4}" stroke="${c}" stroke-width="2"/>`);
     out.push(`<text x="${lx + 30}" y="${ly}">${esc(s.label)}</text>`);
   });
-  if (series.some((s) => s.points.some((p) => p.accTta !== undefined))) {
-    out.push(`<text x="${W - 10}" y="${H - 18}" text-anchor="end" fill="#555">dashed: with flip TTA</text>`);
+  if (tta) {
+    out.push(`<text x="${W - 10}" y="${362 + 18 * rows}" text-anchor="end" fill="#555">dashed: with flip TTA</text>`);
   }
   out.push('</svg>');
   return `${out.join('\n')}\n`;

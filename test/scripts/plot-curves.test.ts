@@ -42,3 +42,12 @@ test('plotSvg: one solid and one dashed line per run, on the axes it draws', () 
   assert.ok(svg.includes(`points="605.0,${y(0.5)} 890.0,${y(0.9)}"`), 'the wall-time panel line');
   assert.ok(svg.includes("seed's 88.54%") && svg.includes('>fast, seed 0<'));
 });
+
+test('plotSvg: the legend wraps three runs a row inside the width, the TTA note below it', () => {
+  const svg = plotSvg(['a', 'b', 'c', 'd'].map((l) => readSeries(l, METRICS)));
+  const legend = [...svg.matchAll(/<text x="(\d+)" y="(\d+)">([a-d])<\/text>/g)].map((m) => [m[3], Number(m[1]), Number(m[2])]);
+  // rows 18 px apart from y=362; columns 280 px apart, each label 30 px right of its line
+  assert.deepEqual(legend, [['a', 90, 362], ['b', 370, 362], ['c', 650, 362], ['d', 90, 380]]);
+  assert.match(svg, /<text x="890" y="398" text-anchor="end" fill="#555">dashed: with flip TTA<\/text>/);
+  assert.match(svg, /^<svg [^>]* width="900" height="416" /);
+});
