@@ -104,25 +104,7 @@ InferPlan inferPlan(const ConvGeom& g, ConvAlgo a, bool residual, bool relu, mem
   const algorithm algo = a == ConvAlgo::OnednnWinograd ? algorithm::convolution_winograd
                          : a == ConvAlgo::Auto         ? algorithm::convolution_auto
                                                        : algorithm::convolution_direct;
-  const std::string key = std::string("conv_infer|") + g.key + "|" + convAlgoName(a) + (residual ? "|sum" : "") +
-                          (relu ? "|relu" : "") + (ydt == memory::data_type::bf16 ? "|ybf16" : "");
-  try {
-    auto p = cachedPrim(key, [&] {
-      using F = dnnl::convolution_forward;
-      dnnl::post_ops po;
-      if (residual) po.append_sum(1.f);
-      if (relu) po.append_eltwise(1.f, algorithm::eltwise_relu, 0.f, 0.f);
-      dnnl::primitive_attr attr;
-      attr.set_post_ops(po);
-      F::desc d(dnnl::prop_kind::forward_inference, algo, anyMd(g.x, dt), anyMd(g.w, dt), plainMd({g.w[0]}),
-                anyMd(g.y, ydt), g.stride, g.padL, g.padR);
-      F::primitive_desc pd(d, attr, engine());
-      return Prim{F(pd), pd, {}};
-    });
-    return {p, p->pd.dst_desc()};
-  } catch (const dnnl::error&) {
-    return {};
-  }
+  return onednnInferPlan(g, convAlgoName(a), algo, dt, anyMd(g.x, dt), anyMd(g.y, ydt), residual, relu);
 }
 
 /** small_conv.cc's kernel: x read plain NCHW, the frozen weights kept transposed to [C][R][S][K] (tag bcda). */

@@ -143,14 +143,18 @@ void loadCache(const std::string& path) {
   }
 }
 
+/** Adds what other processes wrote to the cache file since it was read (hold a CacheLock, then saveCache if needed). */
+void mergeCacheFile() {
+  if (!cacheFile().empty()) loadCache(cacheFile());
+}
+
 /**
- * Rewrites the cache file atomically (a temporary file renamed over it), with what other processes added since it
- * was read merged in; a cache, so failures are ignored. Call it holding a CacheLock.
+ * Rewrites the cache file atomically (a temporary file renamed over it); a cache, so failures are ignored. Call it
+ * holding a CacheLock, after mergeCacheFile, so that what other processes wrote is kept.
  */
 void saveCache() {
   const std::string& path = cacheFile();
   if (path.empty()) return;
-  loadCache(path);
   const std::string tmp = path + ".tmp-" + std::to_string(getpid());
   {
     std::ofstream out(tmp, std::ios::trunc);
@@ -203,7 +207,7 @@ bool rememberedConvChoice(const std::string& key, ConvAlgo* out) {
 ConvAlgo rememberConvChoice(const std::string& key, ConvAlgo algo, const std::vector<std::pair<ConvAlgo, double>>& ms,
                             const std::function<bool(ConvAlgo)>& applies) {
   CacheLock lock;
-  if (!cacheFile().empty()) loadCache(cacheFile());
+  mergeCacheFile();
   ConvAlgo theirs;
   if (rememberedConvChoice(key, &theirs) && applies(theirs)) return theirs;
   choices()[key] = Choice{algo, true, ms};
@@ -269,7 +273,7 @@ Napi::Value convDecision(const Napi::CallbackInfo& info) {
   auto it = decisions().find(key);
   if (it == decisions().end()) {
     CacheLock lock;  // another process may have recorded it since the file was read
-    if (!cacheFile().empty()) loadCache(cacheFile());
+    mergeCacheFile();
     it = decisions().find(key);
   }
   return it == decisions().end() ? info.Env().Null() : Napi::String::New(info.Env(), it->second.value);
@@ -283,7 +287,7 @@ Napi::Value recordConvDecision(const Napi::CallbackInfo& info) {
       value.empty() || value.find_first_of("\t\n") != std::string::npos)
     throw std::invalid_argument("recordConvDecision: expected a key starting with \"graph|\" and a value, without tabs or newlines");
   CacheLock lock;
-  if (!cacheFile().empty()) loadCache(cacheFile());
+  mergeCacheFile();
   auto it = decisions().find(key);
   if (it == decisions().end()) {
     decisions()[key] = Decision{value, true};
