@@ -59,6 +59,20 @@ const logits = Array.from(g.forward(x, [5, 3, 32, 32]));
 console.log(JSON.stringify({ checks: g.wholeGraphChecks().length, logits }));
 `;
 
+/** Deterministic values in [-0.5, 0.5] for test tensors, a different series per seed. */
+const rng = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(seed * 1000 + i * 12.9898) * 0.5);
+
+/** A 3x3, stride-1, padding-1 convolution of C channels to C over `shape` [N,C,H,W]: input, weights, bias and a host residual. */
+function conv3x3Case(be: Backend, shape: number[]) {
+  const C = shape[1];
+  const n = shape.reduce((a, b) => a * b);
+  const wShape = [C, C, 3, 3];
+  return {
+    x: be.fromArray(rng(n, 1), shape), w: be.fromArray(rng(C * C * 9, 2), wShape), wShape, b: be.fromArray(rng(C, 3), [C]),
+    r: rng(n, 4), p: { stride: [1, 1] as [number, number], padding: [1, 1] as [number, number] },
+  };
+}
+
 const native = nativeUnavailableReason();
 const skipNative = native && process.env.RESNET_REQUIRE_NATIVE !== '1' ? `native backend unavailable: ${native}` : false;
 const x2 = fixtureInput();
@@ -110,29 +124,25 @@ describe('inference graph: folded batch norm, fused residual add and ReLU', () =
 
   test('native backend, bf16: a chained convolution output is stored in bf16 and reads back like the float32 one', { skip: bf16Skip() }, () => {
     const be = backendByName('native');
-    const rng = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(seed * 1000 + i * 12.9898) * 0.5);
-    const x = be.fromArray(rng(2 * 16 * 8 * 8, 1), [2, 16, 8, 8]);
-    const w = be.fromArray(rng(16 * 16 * 9, 2), [16, 16, 3, 3]);
-    const b = be.fromArray(rng(16, 3), [16]);
-    const p = { stride: [1, 1] as [number, number], padding: [1, 1] as [number, number] };
     const shape = [2, 16, 8, 8];
+    const { x, w, wShape, b, p } = conv3x3Case(be, shape);
     const nat = require('../../src/backend/native') as typeof import('../../src/backend/native');
     const before = nat.convChoices().policy as 'benchmark';
     be.setPrecision('bf16');
     nat.setConvPolicy('direct'); // the bf16 kernel: under benchmark, oneDNN's Winograd in f32 may win this shape
     try {
-      const chained = be.conv2dInfer(x, shape, w, [16, 16, 3, 3], b, p, null, true, { chained: true });
-      const plain = be.conv2dInfer(x, shape, w, [16, 16, 3, 3], b, p, null, true);
+      const chained = be.conv2dInfer(x, shape, w, wShape, b, p, null, true, { chained: true });
+      const plain = be.conv2dInfer(x, shape, w, wShape, b, p, null, true);
       assert.match(nativeLayoutOf(chained), /^bf16 /, 'chained: bf16');
       assert.doesNotMatch(nativeLayoutOf(plain), /bf16/, 'not chained: float32');
       // the next convolution, fed the bf16 activation as input and as residual, against the float32 one
-      const next = (h: Storage) => be.toArray(be.conv2dInfer(h, shape, w, [16, 16, 3, 3], b, p, h, true), shape) as Float32Array;
+      const next = (h: Storage) => be.toArray(be.conv2dInfer(h, shape, w, wShape, b, p, h, true), shape) as Float32Array;
       const a = next(chained), c = next(plain);
       const err = relErrorToMax(a, c);
       // the activations differ by bf16 rounding (8 bits of mantissa): 2^-8 of their size at most
       assert.ok(err > 0 && err <= 2 ** -8, `relative difference ${err.toExponential(3)}`);
       be.setPrecision('fp32');
-      assert.doesNotMatch(nativeLayoutOf(be.conv2dInfer(x, shape, w, [16, 16, 3, 3], b, p, null, true, { chained: true })), /bf16/, 'fp32: chained stays float32');
+      assert.doesNotMatch(nativeLayoutOf(be.conv2dInfer(x, shape, w, wShape, b, p, null, true, { chained: true })), /bf16/, 'fp32: chained stays float32');
     } finally {
       be.setPrecision('fp32');
       nat.setConvPolicy(before);
@@ -143,13 +153,8 @@ describe('inference graph: folded batch norm, fused residual add and ReLU', () =
     const be = backendByName('native');
     const nat = require('../../src/backend/native') as typeof import('../../src/backend/native');
     const before = nat.convChoices().policy as 'benchmark';
-    const rng = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(seed * 1000 + i * 12.9898) * 0.5);
-    const shape = [4, 64, 8, 8], wShape = [64, 64, 3, 3];
-    const x = be.fromArray(rng(4 * 64 * 64, 1), shape);
-    const w = be.fromArray(rng(64 * 64 * 9, 2), wShape);
-    const b = be.fromArray(rng(64, 3), [64]);
-    const r = rng(4 * 64 * 64, 4);
-    const p = { stride: [1, 1] as [number, number], padding: [1, 1] as [number, number] };
+    const shape = [4, 64, 8, 8];
+    const { x, w, wShape, b, r, p } = conv3x3Case(be, shape);
     const run = (precision: 'fp32' | 'bf16', policy: 'direct' | 'onednn-winograd') => {
       be.setPrecision(precision);
       nat.setConvPolicy(policy);
@@ -178,16 +183,11 @@ describe('inference graph: folded batch norm, fused residual add and ReLU', () =
     const be = backendByName('native');
     const nat = require('../../src/backend/native') as typeof import('../../src/backend/native');
     const before = nat.convChoices().policy as 'benchmark';
-    const rng = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(seed * 1000 + i * 12.9898) * 0.5);
-    const shape = [8, 64, 4, 4], wShape = [64, 64, 3, 3];
-    const x = be.fromArray(rng(8 * 64 * 16, 1), shape);
-    const w = be.fromArray(rng(64 * 64 * 9, 2), wShape);
-    const b = be.fromArray(rng(64, 3), [64]);
-    const r = rng(8 * 64 * 16, 4);
-    const p = { stride: [1, 1] as [number, number], padding: [1, 1] as [number, number] };
-    const run = (policy: 'direct' | 'direct-blocked', chained: boolean) => {
+    const shape = [8, 64, 4, 4];
+    const { x, w, wShape, b, r, p } = conv3x3Case(be, shape);
+    const run = (policy: 'direct' | 'direct-blocked') => {
       nat.setConvPolicy(policy);
-      const y = be.conv2dInfer(x, shape, w, wShape, b, p, be.fromArray(r, shape), true, { chained });
+      const y = be.conv2dInfer(x, shape, w, wShape, b, p, be.fromArray(r, shape), true, { chained: true });
       // read back through the next layer too, so that a wrongly described layout would show
       const z = be.conv2dInfer(y, shape, w, wShape, b, p, null, false);
       return be.toArray(z, shape) as Float32Array;
@@ -196,7 +196,7 @@ describe('inference graph: folded batch norm, fused residual add and ReLU', () =
       const precisions: Array<'fp32' | 'bf16'> = bf16Skip() === false ? ['fp32', 'bf16'] : ['fp32'];
       for (const precision of precisions) {
         be.setPrecision(precision);
-        const err = relErrorToMax(run('direct-blocked', true), run('direct', true));
+        const err = relErrorToMax(run('direct-blocked'), run('direct'));
         assert.ok(err <= (precision === 'fp32' ? 1e-5 : 2e-2), `${precision}: relative difference ${err.toExponential(3)}`);
       }
     } finally {
@@ -281,13 +281,9 @@ describe('inference graph: folded batch norm, fused residual add and ReLU', () =
     const nat = require('../../src/backend/native') as typeof import('../../src/backend/native');
     const before = nat.convChoices().policy as 'benchmark';
     const be = backendByName('native');
-    const rng = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(seed * 1000 + i * 12.9898) * 0.5);
-    const shape = [2, 32, 8, 8], wShape = [32, 32, 3, 3];
-    const x = be.fromArray(rng(2 * 32 * 64, 1), shape);
-    const w = be.fromArray(rng(32 * 32 * 9, 2), wShape);
-    const b = be.fromArray(rng(32, 3), [32]);
+    const shape = [2, 32, 8, 8];
+    const { x, w, wShape, b, p } = conv3x3Case(be, shape);
     be.freeze(w);
-    const p = { stride: [1, 1] as [number, number], padding: [1, 1] as [number, number] };
     const reorders = (f: () => void): number => {
       nat.resetNativeProfile();
       nat.setNativeProfiling(true);
@@ -316,12 +312,8 @@ describe('inference graph: folded batch norm, fused residual add and ReLU', () =
   for (const name of ['reference', 'native'] as const) {
     test(`${name} backend: a consumed residual gives the same result, is disposed, and leaves no extra tensor`, { skip: name === 'native' ? skipNative : false }, () => {
       const be = backendByName(name);
-      const rng = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(seed * 1000 + i * 12.9898) * 0.5);
-      const shape = [2, 16, 6, 6], wShape = [16, 16, 3, 3];
-      const p = { stride: [1, 1] as [number, number], padding: [1, 1] as [number, number] };
-      const x = be.fromArray(rng(2 * 16 * 36, 1), shape);
-      const w = be.fromArray(rng(16 * 16 * 9, 2), wShape);
-      const b = be.fromArray(rng(16, 3), [16]);
+      const shape = [2, 16, 6, 6];
+      const { x, w, wShape, b, p } = conv3x3Case(be, shape);
       // residuals in the layout the convolution writes (a conv2dInfer output), as in the graph
       const residual = () => be.conv2dInfer(x, shape, w, wShape, b, p, null, false);
       const kept = residual();
