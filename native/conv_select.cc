@@ -112,9 +112,10 @@ std::string cpuModel() {
  * The version of the candidate sets: raised when an algorithm joins the candidates (v2: our small-channel kernel
  * for inference; v3: the Winograd algorithms in f32 under bf16, conv.cc and conv_infer.cc; v4: oneDNN direct with
  * blocked activations for inference), so that a file of older choices, made without
- * it, is measured again rather than trusted.
+ * it, is measured again rather than trusted; and when a rule that makes them changes (v5: the inference graph's
+ * whole-graph check decides by the fastest run instead of the median, src/models/inference.ts directWins).
  */
-constexpr int kChoicesVersion = 4;
+constexpr int kChoicesVersion = 5;
 
 std::string machineLine() {
   return "# " + cpuModel() + " | " + engineSummary() + " | our kernels " + kernelIsa() + " | choices v" +

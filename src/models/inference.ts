@@ -57,7 +57,7 @@ function fold(be: Backend, sd: StateDict, c: string, bn: string, stride: number)
   return { w: ws, wShape: w.shape, b: bs, stride, pad: w.shape[2] === 3 ? 1 : 0 };
 }
 
-/** One whole-graph check (InferenceGraph.directWins): median forward time with each layer's chosen algorithm and with oneDNN direct in all. */
+/** One whole-graph check (InferenceGraph.directWins): the fastest forward with each layer's chosen algorithm and with oneDNN direct in all. */
 export interface WholeGraphCheck {
   batch: number;
   chosenMs: number;
@@ -67,7 +67,7 @@ export interface WholeGraphCheck {
 /** The batch sizes up to which the graph checks the per-layer algorithm choices as a whole (see directWins). */
 export const WHOLE_GRAPH_CHECK_MAX = 16;
 /** Forwards of each kind the check times: more at the smallest batches, whose forwards are short and noisier. */
-const wholeGraphRuns = (batch: number): number => Math.max(5, Math.round(16 / batch));
+const wholeGraphRuns = (batch: number): number => Math.max(5, Math.round(32 / batch));
 
 /**
  * The whole-graph decisions (directWins), keyed by backend, precision, the network's convolution shapes and the input
@@ -163,7 +163,11 @@ export class InferenceGraph {
    * (at most WHOLE_GRAPH_CHECK_MAX images): there a layer timed alone finds its weights in cache, while in the graph
    * ResNet-18's 45 MB of fp32 weights evict each other, and a Winograd layer's larger transformed weights and its
    * blocked layout (reorders on both sides) can cost more than it saved. Measured once per batch size: a warm-up of
-   * each, then wholeGraphRuns forwards of each (16 at batch 1), alternating; the median decides, direct on a tie.
+   * each, then wholeGraphRuns forwards of each (32 at batch 1), alternating; the fastest run of each decides, direct on
+   * a tie. The fastest, not the median: the decision is saved for every later process, and load on the machine only
+   * ever adds time, so the minimum is the figure a busy moment disturbs least. (On an AMD EPYC with AVX-512 a median of
+   * 16 once saved direct, and batch-1 latency stayed at 7-10 ms until the cache file was deleted; fresh checks chose
+   * the per-layer choices, 5.5-7 ms.)
    */
   private directWins(x: Float32Array, shape: Shape): boolean {
     const times: [number[], number[]] = [[], []];
@@ -174,8 +178,7 @@ export class InferenceGraph {
         if (i >= 0) times[d].push(performance.now() - t0);
       }
     }
-    const median = (v: number[]) => v.sort((a, b) => a - b)[v.length >> 1];
-    const check = { batch: shape[0], chosenMs: median(times[0]), directMs: median(times[1]) };
+    const check = { batch: shape[0], chosenMs: Math.min(...times[0]), directMs: Math.min(...times[1]) };
     this.checks.push(check);
     return check.directMs <= check.chosenMs;
   }
