@@ -31,7 +31,7 @@ import { readSafetensors, writeSafetensors } from '../src/interop/safetensors';
 import { InferenceGraph } from '../src/models/inference';
 import { specForWeights } from '../src/models';
 import { readCheckpointFile, resolveWeightsPath } from '../src/run/checkpoint';
-import { RECIPES } from '../src/train/config';
+import { RECIPE_NAMES, RECIPES, type RecipeName } from '../src/train/config';
 import { cpuModel } from '../src/util/cpu';
 import type { StateDict } from '../src/tensor/host';
 import { PACKAGED_DATA, PACKAGED_DATA_SHA256, PACKAGED_WEIGHTS, packageRoot } from '../src/cli/defaults';
@@ -89,7 +89,8 @@ function epochRecords(runDir: string): Record<string, number>[] {
 /** `resnet train ...` as run.json's config implies it: the recipe, then each field that differs from the recipe's. */
 function trainCommand(info: Record<string, unknown>, runDir: string): string {
   const config = (info.config ?? {}) as Record<string, unknown>;
-  const recipeName = config.recipe === 'seed' ? 'seed' : 'fast';
+  // the recipe the run named (runs older than its name ran what is now `fast`), the flags that differ from it after
+  const recipeName = (RECIPE_NAMES as string[]).includes(String(config.recipe)) ? (config.recipe as RecipeName) : 'fast';
   const recipe = RECIPES[recipeName] as unknown as Record<string, unknown>;
   const parts = ['resnet train', `--recipe ${recipeName}`, `--data ${String(info.data)}`, `--out ${path.basename(runDir)}`];
   for (const [k, v] of Object.entries(config)) {
@@ -179,11 +180,17 @@ function card(o: {
   const config = (o.info.config ?? {}) as Record<string, unknown>;
   const shown = o.epochs.filter((e) => e.epoch <= o.ckptEpoch);
   const hours = shown.reduce((s, e) => s + (e.seconds ?? 0), 0) / 3600;
+  // a run that kept a moving average logged its test accuracy too (ema_test_acc): the shipped weights are that average
+  const withEma = shown.some((e) => typeof e.ema_test_acc === 'number');
+  const opt = (v: number | undefined): string => (typeof v === 'number' ? pct(v, 1) : '–');
   const epochRows = shown.map((e, i) => {
     const cum = shown.slice(0, i + 1).reduce((s, x) => s + (x.seconds ?? 0), 0);
-    const tta = typeof e.test_acc_tta === 'number' ? pct(e.test_acc_tta, 1) : '–';
-    return `| ${e.epoch} | ${pct(e.test_acc, 1)} | ${tta} | ${(e.seconds / 60).toFixed(1)} | ${(cum / 3600).toFixed(2)} |`;
+    const ema = withEma ? ` ${opt(e.ema_test_acc)} | ${opt(e.ema_test_acc_tta)} |` : '';
+    return `| ${e.epoch} | ${pct(e.test_acc, 1)} | ${opt(e.test_acc_tta)} |${ema} ${(e.seconds / 60).toFixed(1)} | ${(cum / 3600).toFixed(2)} |`;
   });
+  const epochHead = withEma
+    ? '| epoch | test accuracy (raw weights) | TTA (as logged) | EMA weights | EMA TTA | minutes | cumulative hours |\n|---|---|---|---|---|---|---|'
+    : '| epoch | test accuracy | TTA (as logged) | minutes | cumulative hours |\n|---|---|---|---|---|';
   const perClass = classes.map((c, i) => {
     const row = (t: Tally): string => {
       const of = t.confusion[i].reduce((s, v) => s + v, 0);
@@ -192,7 +199,9 @@ function card(o: {
     return `| ${c} | ${row(r.f16)} | ${row(r.flipShift)} |`;
   });
   const subset = o.limit !== undefined ? ` (${r.n} evenly spaced ones, --limit ${o.limit}: not the whole test set)` : '';
-  const trainLimit = typeof config.limit === 'number' ? `, of which the run used ${config.limit} (--limit)` : '';
+  const valSplit = typeof config.valSplit === 'number' ? config.valSplit : 0;
+  const trainLimit = (typeof config.limit === 'number' ? `, of which the run used ${config.limit} (--limit)` : '') +
+    (valSplit > 0 ? `, less the ${valSplit.toLocaleString('en-US')} held out as a validation split (--val-split): ${(50000 - valSplit).toLocaleString('en-US')} trained on` : '');
   return `# ResNet-18 on CIFAR-10: the weights that ship with resnet-ts
 
 \`${PACKAGED_WEIGHTS}\`: the seed's ResNet-18 (${(o.params / 1e6).toFixed(2)}M parameters, the seed's state_dict keys), trained by
@@ -228,8 +237,7 @@ the official binary release differ a little.
 - Wall time: ${hours.toFixed(2)} h for ${shown.length} epoch${shown.length === 1 ? '' : 's'} (the sum of metrics.jsonl's per-epoch seconds, evaluation included).
 - Machine: ${String(o.info.backend ?? '?')}; precision ${String(o.info.precision ?? config.precision ?? '?')}; Node ${String(o.info.node ?? '?')}.
 
-| epoch | test accuracy | TTA (as logged) | minutes | cumulative hours |
-|---|---|---|---|---|
+${epochHead}
 ${epochRows.join('\n')}
 
 ## Per class (F16 weights)
