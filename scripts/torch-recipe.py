@@ -78,7 +78,7 @@ total = epochs * steps_per_epoch
 warm = 0.2 * total
 
 
-def lr_at(k):  # k: 0-based step; the lr of step k (as src/train/schedule.ts 'linear')
+def lr_at(k):  # k: 0-based step; the lr of step k: src/train/schedule.ts 'linear', but with the warm-up not rounded to whole steps (78.2 against 78 at 391 steps)
     t = k + 1
     return peak * t / warm if t <= warm else peak * max(0.0, (total - t) / (total - warm))
 
