@@ -11,6 +11,12 @@
   let steps = [];
   let epochs = [];
 
+  // epoch fields of src/train/evaluate.ts shown when present, after train and test
+  const OPTIONAL = [
+    { key: 'test_acc_tta', name: 'test TTA', color: '#e8b56f' },
+    { key: 'val_acc', name: 'val', color: '#3a9f5a' },
+    { key: 'ema_test_acc', name: 'test EMA', color: '#9b4dca' },
+  ];
   const num = (v) => (typeof v === 'number' && Number.isFinite(v) ? v : NaN);
   // accuracies may be written as fractions (0..1) or percentages; show percentages
   const asPercent = (values) => (values.every((v) => !Number.isFinite(v) || v <= 1) ? values.map((v) => v * 100) : values);
@@ -46,6 +52,10 @@
     });
     const trainAcc = asPercent(epochs.map((r) => num(r.train_acc)));
     const testAcc = asPercent(epochs.map((r) => num(r.test_acc)));
+    // what a run records besides train and test (a validation split, the EMA weights, test-time augmentation):
+    // a curve and a column each, when some epoch has it
+    const extra = OPTIONAL.filter((o) => epochs.some((r) => Number.isFinite(num(r[o.key]))))
+      .map((o) => ({ ...o, values: asPercent(epochs.map((r) => num(r[o.key]))) }));
     draw($('chart-acc'), {
       title: 'Accuracy 准确率 (%)',
       xLabel: 'epoch',
@@ -53,14 +63,25 @@
       series: [
         { name: 'train', color: '#2f6fde', points: ep.map((e, i) => [e, trainAcc[i]]) },
         { name: 'test', color: '#d9822b', points: ep.map((e, i) => [e, testAcc[i]]) },
+        ...extra.map((o) => ({ name: o.name, color: o.color, points: ep.map((e, i) => [e, o.values[i]]) })),
       ],
     });
+    const head = $('epoch-head');
+    head.replaceChildren();
+    for (const text of ['epoch', 'train loss', 'train acc', 'test loss', 'test acc', ...extra.map((o) => o.name + ' acc'), 'lr']) {
+      const th = document.createElement('th');
+      th.textContent = text;
+      head.appendChild(th);
+    }
     const rows = $('epoch-rows');
     rows.replaceChildren();
     epochs.slice().reverse().forEach((r, j) => {
       const i = epochs.length - 1 - j;
       const tr = document.createElement('tr');
-      for (const text of [fmt(r.epoch, 0), fmt(r.train_loss, 4), fmt(trainAcc[i], 2) + '%', fmt(r.test_loss, 4), fmt(testAcc[i], 2) + '%', (typeof r.lr === 'number' ? r.lr.toPrecision(3) : '–')]) {
+      const cells = [fmt(r.epoch, 0), fmt(r.train_loss, 4), fmt(trainAcc[i], 2) + '%', fmt(r.test_loss, 4), fmt(testAcc[i], 2) + '%',
+        ...extra.map((o) => (Number.isFinite(o.values[i]) ? fmt(o.values[i], 2) + '%' : '–')),
+        (typeof r.lr === 'number' ? r.lr.toPrecision(3) : '–')];
+      for (const text of cells) {
         const td = document.createElement('td');
         td.textContent = text;
         tr.appendChild(td);

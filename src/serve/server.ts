@@ -58,7 +58,8 @@ export interface ServeOptions {
   readonly maxBatch?: number;
   /** how long a request waits for others to share its forward pass, in ms (default DEFAULT_BATCH_DELAY_MS) */
   readonly batchDelayMs?: number;
-  /** with `model`: run each batch size once before listening (the first forward of a size is slow; default false) */
+  /** run each batch size once (with `model`) and start the upload preprocessing thread, before listening: the first
+   * forward of a size and the first upload are slow otherwise (default false) */
   readonly warmup?: boolean;
   /** with `model`: a batch not answered in this time ends the inference process, which is started again */
   readonly inferenceTimeoutMs?: number;
@@ -358,6 +359,8 @@ async function listen(opts: ServeOptions, host: string, headersTimeout: number, 
     keepAliveTimeout: 5_000,
   });
   server.timeout = opts.idleTimeoutMs ?? 60_000;
+  // the first upload should not pay for starting the preprocessing thread either (preprocess.ts)
+  if (opts.warmup) await ctx.preprocessor.warm();
   server.on('request', (req, res) => void handle(ctx, req, res));
   server.on('clientError', onClientError);
   await new Promise<void>((resolve, reject) => {

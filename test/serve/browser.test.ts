@@ -167,6 +167,15 @@ test('the dashboard draws the run and refreshes as records arrive', { skip }, as
   fs.appendFileSync(f, '"train_acc":0.72,"test_loss":0.85,"test_acc":0.7,"lr":0.05}\n');
   await page.waitForSelector('#dash-status[data-epochs="3"]', { timeout: 10_000 });
   assert.equal(await page.textContent('#epoch-rows tr:first-child td:nth-child(5)'), '70.00%');
+  assert.deepEqual(await page.locator('#epoch-head th').allTextContents(), ['epoch', 'train loss', 'train acc', 'test loss', 'test acc', 'lr']);
+  // a run with a validation split and EMA weights: their curves and columns appear, '–' where an epoch lacks them
+  fs.appendFileSync(f, '{"kind":"epoch","epoch":4,"train_loss":0.7,"train_acc":0.75,"test_loss":0.8,"test_acc":0.73,"val_acc":0.74,"ema_test_acc":0.761,"lr":0.04}\n');
+  await page.waitForSelector('#dash-status[data-epochs="4"]', { timeout: 10_000 });
+  assert.deepEqual(await page.locator('#epoch-head th').allTextContents(),
+    ['epoch', 'train loss', 'train acc', 'test loss', 'test acc', 'val acc', 'test EMA acc', 'lr']);
+  assert.deepEqual(await page.locator('#epoch-rows tr:first-child td').allTextContents(),
+    ['4', '0.7000', '75.00%', '0.8000', '73.00%', '74.00%', '76.10%', '0.0400']);
+  assert.deepEqual((await page.locator('#epoch-rows tr:nth-child(2) td').allTextContents()).slice(5, 7), ['–', '–']);
   await page.screenshot({ path: path.join(shots, 'predict-serve-dashboard.png'), fullPage: true });
   await page.close();
 });

@@ -61,6 +61,18 @@ describe('upload preprocessing thread', () => {
     assert.notEqual(again.threadId, first.threadId, 'a new thread');
   });
 
+  test('warm() starts the thread that the first upload then uses', async () => {
+    const p = new UploadPreprocessor();
+    try {
+      const warmed = await p.warm();
+      assert.notEqual(warmed, 0, 'not the main thread');
+      const first = await p.preprocess(await image(32, 32, 'jpeg', 4), DEFAULT_MAX_PIXELS);
+      assert.equal(first.threadId, warmed, 'the warmed thread, not a new one');
+    } finally {
+      await p.close();
+    }
+  });
+
   test('after close, uploads are refused', async () => {
     const p = new UploadPreprocessor();
     await p.preprocess(await image(32, 32, 'png', 2), DEFAULT_MAX_PIXELS);
