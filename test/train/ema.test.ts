@@ -23,7 +23,7 @@ import { readMetrics } from '../../src/run/metrics';
 import { hostFloat32, hostInt64Scalar, type HostTensor, type StateDict, type Tensor } from '../../src/tensor';
 import { configDifferences, validateConfig } from '../../src/train/config';
 import { emaDecayAt, WeightEma } from '../../src/train/ema';
-import { evaluate } from '../../src/train/evaluate';
+import { evaluateFused } from '../../src/train/evaluate';
 import {
   STEPS_PER_EPOCH, assertSameTrainingState, assertStateDictsIdentical, checkpointsDir, effectiveEpochMetrics,
   historyWithoutTime, interruptAt, latestCheckpoint, tinyConfig, trainerTempRoot, trainQuiet,
@@ -250,12 +250,13 @@ describe('the trainer with --ema 0.9', () => {
     assert.deepEqual([bestJson.epoch, bestJson.accuracy, bestJson.weights], [bestEpoch, Math.max(...emaAcc), 'ema']);
     assert.equal(straight.result.bestAcc, Math.max(...emaAcc));
 
-    // ema_test_acc is the accuracy of the weights loadWeights reads from the epoch's checkpoint by default
+    // ema_test_acc is the accuracy of the weights loadWeights reads from the epoch's checkpoint by default (through
+    // the folded graph, as the trainer evaluates)
     const w = await loadWeights(path.join(checkpointsDir(straightRun), 'epoch-0003.ckpt'));
     const { model } = modelFromWeights(w.stateDict, { recorded: w.spec, where: 'epoch 3', backend: ref });
     const data = await openDataset(fx.data, { onBadImage: 'fail' });
     const loader = new Loader(data.test, { batchSize: 256, shuffle: false, seed: 0, dropLast: false, augment: { crop: false, flip: false } });
-    const again = await evaluate(model, loader, 3, { tta: 'flip' });
+    const again = await evaluateFused(model, loader, 3, { tta: 'flip' });
     assert.deepEqual([again.acc, again.loss, again.tta?.acc, again.tta?.loss],
       [epochs[2].ema_test_acc, epochs[2].ema_test_loss, epochs[2].ema_test_acc_tta, epochs[2].ema_test_loss_tta]);
     model.dispose();
