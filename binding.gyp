@@ -17,20 +17,20 @@
     {
       "target_name": "winograd_base",
       "type": "static_library",
-      "sources": ["native/winograd.cc", "native/small_conv.cc"],
+      "sources": ["native/winograd.cc", "native/small_conv.cc", "native/gemm_conv.cc"],
       "defines": ["RN_ISA_NS=isa_base"]
     },
     {
       "target_name": "winograd_avx2",
       "type": "static_library",
-      "sources": ["native/winograd.cc", "native/small_conv.cc"],
+      "sources": ["native/winograd.cc", "native/small_conv.cc", "native/gemm_conv.cc"],
       "defines": ["RN_ISA_NS=isa_avx2"],
       "cflags_cc": ["-mavx2", "-mfma"]
     },
     {
       "target_name": "winograd_avx512",
       "type": "static_library",
-      "sources": ["native/winograd.cc", "native/small_conv.cc"],
+      "sources": ["native/winograd.cc", "native/small_conv.cc", "native/gemm_conv.cc"],
       "defines": ["RN_ISA_NS=isa_avx512"],
       "cflags_cc": ["-mavx2", "-mfma", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq"]
     },

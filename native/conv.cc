@@ -209,7 +209,7 @@ Plan onednnBwdWeights(const ConvGeom& g, bool bias, ConvAlgo a) {
  * it stays a candidate because it can still be the faster (the 512-channel stage on a Zen 5).
  */
 Plan makePlan(Pass pass, ConvAlgo a, const ConvGeom& g, bool bias) {
-  if (a == ConvAlgo::DirectBlocked || a == ConvAlgo::OursDirect) return {};  // inference-only algorithms
+  if (a == ConvAlgo::DirectBlocked || a == ConvAlgo::OursDirect || a == ConvAlgo::OursGemm) return {};  // inference-only algorithms
   if (g.dt == memory::data_type::bf16 && (a == ConvAlgo::OnednnWinograd || a == ConvAlgo::Ours)) {
     ConvGeom f32 = g;
     f32.dt = memory::data_type::f32;

@@ -11,7 +11,8 @@
 // format `any` picks another implementation: under bf16 an nhwc brgemm kernel, slower for the 512-channel layers).
 // Our Winograd is not a candidate: it has no post-ops, and the separate add and ReLU it would need are what this
 // kernel exists to avoid. Our direct kernel for few input channels (small_conv.cc: the stem) is one, with bias
-// and ReLU of its own; it writes NHWC, the layout oneDNN direct's neighbours read.
+// and ReLU of its own; it writes NHWC, the layout oneDNN direct's neighbours read. So is our matrix-product kernel
+// for small output maps (gemm_conv.cc: the last stages at batch 1), with bias, residual and ReLU of its own, NHWC.
 // Under bf16 a `chained` output (one that only further convolutions read) is written in bf16, so the activations
 // of the graph stay bf16 from one convolution to the next, as under PyTorch's autocast. oneDNN's Winograd, which has
 // no bf16 form in 2.6, stays a candidate under bf16 in f32 (its inputs converted, its output f32): more accurate than
@@ -24,6 +25,7 @@
 #include "context.h"
 #include "conv_geom.h"
 #include "conv_select.h"
+#include "gemm_conv.h"
 #include "ops.h"
 #include "small_conv.h"
 
@@ -32,17 +34,28 @@ namespace rn {
 namespace {
 using dnnl::algorithm;
 
-/** How one call runs: a oneDNN primitive `p`, or (`small`) our kernel for few input channels; dst: y's layout. */
+/**
+ * How one call runs: a oneDNN primitive `p`, (`small`) our kernel for few input channels, or (`gemm`) our kernel for
+ * small output maps, which adds the residual itself where `residual` says there is one; dst: y's layout.
+ */
 struct InferPlan {
   std::shared_ptr<Prim> p;
   memory::desc dst;
   bool small = false;
-  bool valid() const { return p != nullptr || small; }
+  bool gemm = false;
+  bool residual = false;
+  bool valid() const { return p != nullptr || small || gemm; }
 };
 
 /** Whether small_conv.cc's kernel can run this call: few input channels, f32 throughout, no residual. */
 bool smallConvApplies(const ConvGeom& g, bool residual, memory::data_type ydt) {
   return g.x[1] <= kSmallConvMaxC && !residual && ydt == memory::data_type::f32 && g.dt == memory::data_type::f32;
+}
+
+/** Whether gemm_conv.cc's kernel can run this call: a small output map, whole blocks of output channels, f32. */
+bool gemmConvApplies(const ConvGeom& g, memory::data_type ydt) {
+  return g.y[0] * g.y[2] * g.y[3] <= kGemmConvMaxPixels && g.w[0] % kGemmConvBlock == 0 &&
+         ydt == memory::data_type::f32 && g.dt == memory::data_type::f32;
 }
 
 InferPlan inferPlan(const ConvGeom& g, ConvAlgo a, bool residual, bool relu, memory::data_type ydt);
@@ -94,6 +107,13 @@ InferPlan inferPlan(const ConvGeom& g, ConvAlgo a, bool residual, bool relu, mem
     if (!smallConvApplies(g, residual, ydt)) return {};
     return {nullptr, memory::desc(g.y, memory::data_type::f32, memory::format_tag::nhwc), true};
   }
+  if (a == ConvAlgo::OursGemm) {
+    if (!gemmConvApplies(g, ydt)) return {};
+    InferPlan p{nullptr, memory::desc(g.y, memory::data_type::f32, memory::format_tag::nhwc)};
+    p.gemm = true;
+    p.residual = residual;
+    return p;
+  }
   if (a == ConvAlgo::Ours) return {};
   if (a == ConvAlgo::DirectBlocked) return blockedPlan(g, residual, relu, ydt);
   // oneDNN 2.6 has no bf16 Winograd: under bf16 it runs in f32 (inputs converted, f32 output), which is only more
@@ -120,10 +140,32 @@ void runSmall(const ConvGeom& g, const Tensor& x, const Tensor& w, const Tensor&
   smallConvForward(sg, xp, wt, bp, relu, static_cast<float*>(y));
 }
 
+/**
+ * gemm_conv.cc's kernel: x read NHWC, the frozen weights kept in Acdb16a. With `residual` null but the plan's
+ * residual set, the residual is already in y (the in-place call of conv2dInfer) and is read from there.
+ */
+void runGemm(const InferPlan& ip, const ConvGeom& g, const Tensor& x, const Tensor& w, const Tensor& b,
+             const Tensor* residual, bool relu, void* y) {
+  Scratch tx, tw, tb, tr;
+  const memory::desc xNhwc(g.x, memory::data_type::f32, memory::format_tag::nhwc);
+  const memory::desc wBlocked(g.w, memory::data_type::f32, memory::format_tag::Acdb16a);
+  const float* xp = static_cast<const float*>(viewAs(x, g.x, &xNhwc, tx).get_data_handle());
+  const float* wp = static_cast<const float*>(viewFrozen(w, g.w, wBlocked, tw).get_data_handle());
+  const float* bp = static_cast<const float*>(viewAs(b, {g.w[0]}, nullptr, tb).get_data_handle());
+  const float* rp = residual ? static_cast<const float*>(viewAs(*residual, g.y, &ip.dst, tr).get_data_handle())
+                    : ip.residual ? static_cast<const float*>(y)
+                                  : nullptr;
+  const GemmConvGeom gg{g.x[0], g.x[1], g.x[2], g.x[3], g.w[0], g.w[2], g.w[3], g.y[2], g.y[3],
+                        g.stride[0], g.stride[1], g.padL[0], g.padL[1]};
+  ProfScope prof("(gemm conv)");
+  gemmConvForward(gg, xp, wp, bp, rp, relu, static_cast<float*>(y));
+}
+
 /** Runs plan into y: the residual (if any) is first copied into y in y's layout, for the sum post-op. */
 void runInfer(const InferPlan& ip, const ConvGeom& g, const Tensor& x, const Tensor& w, const Tensor& b,
               const Tensor* residual, void* y, bool relu) {
   if (ip.small) return runSmall(g, x, w, b, relu, y);
+  if (ip.gemm) return runGemm(ip, g, x, w, b, residual, relu, y);
   const memory::desc srcMd = ip.p->pd.src_desc(), wMd = ip.p->pd.weights_desc();
   Scratch tx, tw, tb, tr;
   if (residual) std::memcpy(y, viewAs(*residual, g.y, &ip.dst, tr).get_data_handle(), ip.dst.get_size());
@@ -138,7 +180,7 @@ ConvAlgo chooseInfer(const ConvGeom& g, bool residual, bool relu, memory::data_t
   return chooseConvAlgo(
       "infer|" + g.key + (residual ? "|sum" : "") + (relu ? "|relu" : "") +
           (ydt == memory::data_type::bf16 ? "|ybf16" : ""),
-      {ConvAlgo::Direct, ConvAlgo::DirectBlocked, ConvAlgo::OursDirect, ConvAlgo::OnednnWinograd},
+      {ConvAlgo::Direct, ConvAlgo::DirectBlocked, ConvAlgo::OursDirect, ConvAlgo::OursGemm, ConvAlgo::OnednnWinograd},
       [&](ConvAlgo a) { return inferPlan(g, a, residual, relu, ydt).valid(); },
       [&](ConvAlgo a) {
         // a candidate writing another layout than oneDNN direct's (the one its direct neighbours read and
@@ -147,7 +189,7 @@ ConvAlgo chooseInfer(const ConvGeom& g, bool residual, bool relu, memory::data_t
         const InferPlan direct = a == ConvAlgo::Direct ? p : inferPlan(g, ConvAlgo::Direct, residual, relu, ydt);
         const bool relayout = direct.valid() && !(p.dst == direct.dst);
         Scratch out(p.dst.get_size()), back(relayout ? direct.dst.get_size() : 0);
-        return timeConvCandidate([&] {
+        return timeConvCandidateCold([&] {
           runInfer(p, g, x, w, b, r, out.get(), relu);
           if (relayout) reorder(p.dst, out.get(), direct.dst, back.get());
         });

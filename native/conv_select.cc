@@ -26,6 +26,8 @@
 #include <map>
 #include <sstream>
 #include <stdexcept>
+#include <vector>
+#include <algorithm>
 
 #include "winograd.h"
 
@@ -33,13 +35,13 @@ namespace rn {
 
 namespace {
 const char* const kPolicies[] = {"benchmark", "deterministic", "direct", "auto", "winograd", "onednn-winograd", "ours-direct",
-                                 "direct-blocked"};
+                                 "direct-blocked", "ours-gemm"};
 
 std::string checkedPolicy(const std::string& p, const char* source) {
   for (const char* k : kPolicies)
     if (p == k) return p;
   throw std::invalid_argument(std::string(source) + ": expected benchmark, deterministic, direct, auto, winograd, " +
-                              "onednn-winograd, ours-direct or direct-blocked, received \"" + p + "\"");
+                              "onednn-winograd, ours-direct, direct-blocked or ours-gemm, received \"" + p + "\"");
 }
 
 std::string& policyRef() {
@@ -111,11 +113,11 @@ std::string cpuModel() {
 /**
  * The version of the candidate sets: raised when an algorithm joins the candidates (v2: our small-channel kernel
  * for inference; v3: the Winograd algorithms in f32 under bf16, conv.cc and conv_infer.cc; v4: oneDNN direct with
- * blocked activations for inference), so that a file of older choices, made without
+ * blocked activations for inference; v6: our matrix-product kernel for small maps, gemm_conv.cc), so that a file of older choices, made without
  * it, is measured again rather than trusted; and when a rule that makes them changes (v5: the inference graph's
  * whole-graph check decides by the fastest run instead of the median, src/models/inference.ts directWins).
  */
-constexpr int kChoicesVersion = 5;
+constexpr int kChoicesVersion = 6;
 
 std::string machineLine() {
   return "# " + cpuModel() + " | " + engineSummary() + " | our kernels " + kernelIsa() + " | choices v" +
@@ -124,7 +126,7 @@ std::string machineLine() {
 
 bool algoByName(const std::string& n, ConvAlgo* out) {
   for (ConvAlgo a : {ConvAlgo::Direct, ConvAlgo::Auto, ConvAlgo::OnednnWinograd, ConvAlgo::Ours, ConvAlgo::OursDirect,
-                     ConvAlgo::DirectBlocked})
+                     ConvAlgo::DirectBlocked, ConvAlgo::OursGemm})
     if (n == convAlgoName(a)) return *out = a, true;
   return false;
 }
@@ -180,6 +182,7 @@ const char* convAlgoName(ConvAlgo a) {
     case ConvAlgo::Ours: return "winograd";
     case ConvAlgo::OursDirect: return "ours-direct";
     case ConvAlgo::DirectBlocked: return "direct-blocked";
+    case ConvAlgo::OursGemm: return "ours-gemm";
   }
   return "?";
 }
@@ -228,6 +231,36 @@ double timeConvCandidate(const std::function<void()>& f) {
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     best = std::min(best, ms);
     total += ms;
+  }
+  return best;
+}
+
+namespace {
+/**
+ * Pushes what the caches hold out of them (both cores' L2 and the shared L3): a write to every cache line of a
+ * buffer twice the L3's size (64 MB where the size is not reported), kept for the process once made.
+ */
+void evictCaches() {
+  static std::vector<unsigned char> buf = [] {
+    const long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
+    const size_t bytes = std::min<size_t>(std::max<size_t>(l3 > 0 ? 2 * static_cast<size_t>(l3) : 0, 64u << 20), 512u << 20);
+    return std::vector<unsigned char>(bytes, 0);
+  }();
+  unsigned char* p = buf.data();
+  const int64_t lines = static_cast<int64_t>(buf.size() / 64);
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < lines; i++) p[i * 64]++;
+}
+}  // namespace
+
+double timeConvCandidateCold(const std::function<void()>& f) {
+  f();
+  double best = 1e300;
+  for (int i = 0; i < 5; i++) {
+    evictCaches();
+    const auto t0 = std::chrono::steady_clock::now();
+    f();
+    best = std::min(best, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
   return best;
 }

@@ -19,13 +19,21 @@ namespace rn {
  * (winograd.cc), OursDirect our direct kernel for few input channels (small_conv.cc, inference only),
  * DirectBlocked oneDNN direct with activations in the channel-blocked layout (nChw16c/nChw8c) instead of the one
  * oneDNN prefers (inference only: under bf16 it prefers nhwc and its brgemm kernel, 1.5x slower than its blocked
- * kernel for the 512-channel layers on a Zen 5).
+ * kernel for the 512-channel layers on a Zen 5), OursGemm our matrix-product kernel for small output maps
+ * (gemm_conv.cc, inference only, f32).
  */
-enum class ConvAlgo { Direct, Auto, OnednnWinograd, Ours, OursDirect, DirectBlocked };
+enum class ConvAlgo { Direct, Auto, OnednnWinograd, Ours, OursDirect, DirectBlocked, OursGemm };
 const char* convAlgoName(ConvAlgo a);
 
 /** The best run of f, in ms, after one untimed run (first touches, JIT warm-up): of 3 runs, or of as many as fill 5 ms. */
 double timeConvCandidate(const std::function<void()>& f);
+/**
+ * timeConvCandidate as a layer of a whole graph sees it: the caches emptied before each of 5 timed runs (after one
+ * untimed), so that its weights come from memory. Timed with its weights in cache, a batch-1 layer misleads: oneDNN's
+ * Winograd won a 512-channel layer alone (0.13 against 0.19 ms on a Zen 5) whose 4x larger transformed weights
+ * made it the slower in the graph (0.28 against 0.21 ms).
+ */
+double timeConvCandidateCold(const std::function<void()>& f);
 
 /**
  * The algorithm for the call named `key`. A fixed policy's algorithm where it applies (else Direct); under
@@ -38,7 +46,8 @@ ConvAlgo chooseConvAlgo(const std::string& key, const std::vector<ConvAlgo>& can
 
 // The policies: "benchmark" (default: chooseConvAlgo measures), "deterministic" (oneDNN direct everywhere: fixed,
 // independent of timing, the most accurate), or one algorithm forced where it applies: "direct", "auto",
-// "winograd" (ours), "onednn-winograd", "ours-direct" (our small-channel inference kernel).
+// "winograd" (ours), "onednn-winograd", "ours-direct" (our small-channel inference kernel),
+// "direct-blocked", "ours-gemm" (our small-map inference kernel).
 // exports: setConvPolicy(policy, cacheFile | null), convChoices() -> { policy, cacheFile, choices: [...] }
 Napi::Value setConvPolicy(const Napi::CallbackInfo& info);
 Napi::Value convChoices(const Napi::CallbackInfo& info);

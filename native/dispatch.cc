@@ -1,7 +1,7 @@
 // native/dispatch.cc: which compiled copy of our own kernels runs on this CPU.
 //
-// What it is: the run-time choice between the AVX-512, AVX2+FMA and baseline x86-64 builds of winograd.cc and
-// small_conv.cc (binding.gyp compiles them three times), made once from the CPU's features (GCC's __builtin_cpu_supports,
+// What it is: the run-time choice between the AVX-512, AVX2+FMA and baseline x86-64 builds of winograd.cc,
+// small_conv.cc and gemm_conv.cc (binding.gyp compiles them three times), made once from the CPU's features (GCC's __builtin_cpu_supports,
 // which also checks that the OS saves the wider registers). RESNET_ISA=avx2|x86-64 forces the choice down,
 // for tests and for comparing builds on one machine; a request above what the CPU has is refused by name.
 // What it is not: oneDNN's own dispatch (it picks its kernels itself; ONEDNN_MAX_CPU_ISA limits it).
@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "gemm_conv.h"
 #include "small_conv.h"
 #include "winograd.h"
 
@@ -70,6 +71,15 @@ void smallConvForward(const SmallConvGeom& g, const float* x, const float* wt, c
     case Isa::Avx512: return isa_avx512::smallConvForward(g, x, wt, b, relu, y);
     case Isa::Avx2: return isa_avx2::smallConvForward(g, x, wt, b, relu, y);
     case Isa::Base: return isa_base::smallConvForward(g, x, wt, b, relu, y);
+  }
+}
+
+void gemmConvForward(const GemmConvGeom& g, const float* x, const float* wp, const float* b, const float* residual,
+                     bool relu, float* y) {
+  switch (chosenIsa()) {
+    case Isa::Avx512: return isa_avx512::gemmConvForward(g, x, wp, b, residual, relu, y);
+    case Isa::Avx2: return isa_avx2::gemmConvForward(g, x, wp, b, residual, relu, y);
+    case Isa::Base: return isa_base::gemmConvForward(g, x, wp, b, residual, relu, y);
   }
 }
 

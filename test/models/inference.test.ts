@@ -205,6 +205,59 @@ describe('inference graph: folded batch norm, fused residual add and ReLU', () =
     }
   });
 
+  test('native backend: our matrix-product kernel for small maps (ours-gemm) gives the reference backend\'s numbers, residual in place included', { skip: skipNative }, () => {
+    const be = backendByName('native');
+    const ref = backendByName('reference');
+    const nat = require('../../src/backend/native') as typeof import('../../src/backend/native');
+    const before = nat.convChoices().policy as 'benchmark';
+    // the last stage's block, its strided entry and shortcut at batch 1, a batch of 3 (pixels of several images in
+    // one tile), and 20 pixels on a 5x4 map (a partial tile)
+    const cases: Array<{ x: number[]; k: number; f: number; stride: number; pad: number; residual: boolean; relu: boolean }> = [
+      { x: [1, 512, 4, 4], k: 512, f: 3, stride: 1, pad: 1, residual: true, relu: true },
+      { x: [1, 256, 8, 8], k: 512, f: 3, stride: 2, pad: 1, residual: false, relu: true },
+      { x: [1, 256, 8, 8], k: 512, f: 1, stride: 2, pad: 0, residual: false, relu: false },
+      { x: [3, 64, 4, 4], k: 32, f: 3, stride: 1, pad: 1, residual: true, relu: true },
+      { x: [1, 16, 5, 4], k: 48, f: 3, stride: 1, pad: 1, residual: true, relu: false },
+    ];
+    try {
+      for (const c of cases) {
+        const [N, C, H, W] = c.x;
+        const P = Math.floor((H + 2 * c.pad - c.f) / c.stride) + 1, Q = Math.floor((W + 2 * c.pad - c.f) / c.stride) + 1;
+        const yShape = [N, c.k, P, Q], wShape = [c.k, C, c.f, c.f];
+        const xs = rng(N * C * H * W, 11), ws = rng(c.k * C * c.f * c.f, 12).map((v) => v / Math.sqrt(C * c.f * c.f));
+        const bs = rng(c.k, 13), rs = rng(N * c.k * P * Q, 14);
+        const p = { stride: [c.stride, c.stride] as [number, number], padding: [c.pad, c.pad] as [number, number] };
+        const eye = new Float32Array(c.k * c.k).map((_, i) => (i % (c.k + 1) === 0 ? 1 : 0));
+        const run = (b: Backend, consume: boolean) => {
+          const w = b.fromArray(ws, wShape);
+          // consumed, the residual is made by a 1x1 identity convolution, so that it has the output's layout
+          // (NHWC) and the kernel writes into its buffer, reading the residual from there
+          const r = !c.residual ? null : !consume ? b.fromArray(rs, yShape)
+            : b.conv2dInfer(b.fromArray(rs, yShape), yShape, b.fromArray(eye, [c.k, c.k, 1, 1]), [c.k, c.k, 1, 1],
+              b.fromArray(new Float32Array(c.k), [c.k]), { stride: [1, 1], padding: [0, 0] }, null, false);
+          const y = b.conv2dInfer(b.fromArray(xs, c.x), c.x, w, wShape, b.fromArray(bs, [c.k]), p, r, c.relu, { consumeResidual: consume && r !== null });
+          return b.toArray(y, yShape) as Float32Array;
+        };
+        const expected = run(ref, false);
+        nat.setConvPolicy('ours-gemm');
+        nat.setNativeProfiling(true);
+        nat.resetNativeProfile();
+        for (const consume of [false, true]) {
+          const got = run(be, consume);
+          const err = relErrorToMax(got, expected);
+          assert.ok(err <= 1e-5, `${JSON.stringify(c)} consume=${consume}: relative error ${err.toExponential(3)}`);
+        }
+        // the kernel ran (the policy falls back to oneDNN direct where it does not apply)
+        assert.equal(nat.nativeProfile()['(gemm conv)']?.calls, c.residual ? 3 : 2, JSON.stringify(c));
+        nat.setNativeProfiling(false);
+        nat.setConvPolicy(before);
+      }
+    } finally {
+      nat.setNativeProfiling(false);
+      nat.setConvPolicy(before);
+    }
+  });
+
   test('native backend, benchmark policy: a small batch checks the per-layer choices once as a whole, and either way gives the same logits', { skip: skipNative }, () => {
     const nat = require('../../src/backend/native') as typeof import('../../src/backend/native');
     const before = nat.convChoices().policy as 'benchmark';

@@ -27,11 +27,12 @@ export { openMpSetting, setOpenMpProfile } from './binding';
  * How convolutions pick their algorithm (native/conv_select.h): `benchmark` (default) measures the candidates
  * (oneDNN direct, oneDNN Winograd where the CPU has it, ours; for inference of few input channels our direct kernel
  * too, which `ours-direct` forces, and for inference oneDNN direct on channel-blocked activations, which
- * `direct-blocked` forces) on first use of each shape and keeps the fastest;
+ * `direct-blocked` forces, and for inference of small output maps our matrix-product kernel, which `ours-gemm`
+ * forces) on first use of each shape and keeps the fastest;
  * `deterministic` runs oneDNN direct everywhere (fixed and the most accurate: what the golden tests use); the
  * others force one algorithm where it applies. RESNET_CONV_ALGO sets it for a process.
  */
-export const CONV_POLICIES = ['benchmark', 'deterministic', 'direct', 'auto', 'winograd', 'onednn-winograd', 'ours-direct', 'direct-blocked'] as const;
+export const CONV_POLICIES = ['benchmark', 'deterministic', 'direct', 'auto', 'winograd', 'onednn-winograd', 'ours-direct', 'direct-blocked', 'ours-gemm'] as const;
 export type ConvPolicy = (typeof CONV_POLICIES)[number];
 
 /** Sets the convolution policy for later calls (choices already measured are kept). */
