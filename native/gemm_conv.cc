@@ -71,7 +71,7 @@ void unfoldTap(const GemmConvGeom& g, const float* __restrict x, int64_t t, int6
 
 /** Output channels kb·16.. of the pixels of tile t: the product over the unfolded tile ct, then the epilogue. */
 void tileProduct(const GemmConvGeom& g, const float* __restrict ct, const float* __restrict wk, const float* __restrict b,
-                 const float* __restrict residual, bool relu, int64_t t, int64_t kb, float* __restrict y) {
+                 const float* residual, bool relu, int64_t t, int64_t kb, float* y) {  // residual may be y
   const int64_t KK = g.R * g.S * g.C, M = g.N * g.P * g.Q;
   v16 acc[MT];
   const v16 bias = load16(b + kb * kGemmConvBlock);
