@@ -40,6 +40,9 @@ export function runLatency(opts: { backend: Backend; runs?: number; spec?: Model
   return latencyMs;
 }
 
+/** An OpenMP profile and the settings libgomp ran with (src/backend/native openMpSetting). */
+export interface OpenMpSetting { profile: string; waitPolicy: string; spinCount: string }
+
 export interface BenchResult {
   backend: string;
   backend_detail: string;
@@ -60,6 +63,8 @@ export interface BenchResult {
    */
   latency_ms_b1: number;
   latency_ms_b1_throughput_profile?: number;
+  /** The OpenMP setting latency_ms_b1 was measured with (the child process's), where it comes from one. */
+  latency_openmp?: OpenMpSetting;
   /** the same through the training graph in eval mode (batch norm, add and ReLU as kernels of their own) */
   infer_img_s_unfused: number;
   latency_ms_b1_unfused: number;

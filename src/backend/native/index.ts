@@ -21,7 +21,7 @@ import {
 } from './binding';
 
 export type { NativeConvChoice, NativeConvChoices, NativeMemoryStats, OpenMpProfile } from './binding';
-export { openMpSetting, setOpenMpProfile } from './binding';
+export { envForChildProfile, openMpSetting, setOpenMpProfile } from './binding';
 
 /**
  * How convolutions pick their algorithm (native/conv_select.h): `benchmark` (default) measures the candidates

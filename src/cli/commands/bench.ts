@@ -4,7 +4,8 @@ import { Command, Option } from 'commander';
 import { intInRange } from '../parse';
 import { useBackend } from '../../backend';
 import { runBench, runLatency } from '../../bench/model-bench';
-import { openMpSetting } from '../../backend/native';
+import { envForChildProfile, openMpSetting } from '../../backend/native';
+import type { OpenMpSetting } from '../../bench/model-bench';
 import { applyPrecision } from '../../backend/precision';
 import { precisionOption } from '../precision';
 
@@ -31,7 +32,8 @@ export function registerBench(program: Command): void {
       const served = backend.name === 'native' ? latencyInServingProfile(program.opts().backend as string | undefined, opts.precision, log) : null;
       if (served !== null) {
         r.latency_ms_b1_throughput_profile = r.latency_ms_b1;
-        r.latency_ms_b1 = served;
+        r.latency_ms_b1 = served.latencyMs;
+        r.latency_openmp = served.openmp;
       }
       if (opts.json) {
         process.stdout.write(`${JSON.stringify(r)}\n`);
@@ -72,12 +74,16 @@ export function registerBench(program: Command): void {
  * Batch-1 latency as predict and serve see it: OpenMP's wait policy is fixed when the addon loads, so it is measured
  * in a child `resnet bench --latency-only` (latency profile). null, with a note, when the child fails.
  */
-function latencyInServingProfile(backend: string | undefined, precision: string, log?: (m: string) => void): number | null {
+function latencyInServingProfile(backend: string | undefined, precision: string, log?: (m: string) => void): { latencyMs: number; openmp: OpenMpSetting } | null {
   const args = [...process.execArgv, process.argv[1], ...(backend ? ['--backend', backend] : []), 'bench', '--latency-only', '--precision', precision];
-  const r = spawnSync(process.execPath, args, { encoding: 'utf8' });
+  // the child picks its own profile (src/cli/main.ts): not this process's OMP_WAIT_POLICY=passive
+  const r = spawnSync(process.execPath, args, { encoding: 'utf8', env: envForChildProfile() });
   const line = r.status === 0 ? r.stdout.trim().split('\n').pop() : undefined;
   try {
-    if (line) return (JSON.parse(line) as { latency_ms_b1: number }).latency_ms_b1;
+    if (line) {
+      const c = JSON.parse(line) as { latency_ms_b1: number; openmp: OpenMpSetting };
+      return { latencyMs: c.latency_ms_b1, openmp: c.openmp };
+    }
   } catch { /* reported below */ }
   (log ?? ((m: string) => process.stderr.write(`${m}\n`)))(`note: the batch-1 latency in the latency profile could not be measured (${(r.stderr || r.error?.message || '').trim().split('\n').pop()}); the figure is this process's`);
   return null;
