@@ -6,6 +6,7 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { backendByName } from '../../src/backend';
 import { buildModel, SEED_SPEC } from '../../src/models';
@@ -83,4 +84,14 @@ describe('--alternate-flip', () => {
     assert.deepEqual(configDifferences(before, cfg), []);
     assert.deepEqual(configDifferences(before, { ...cfg, alternateFlip: true }), ['--alternate-flip: false → true']);
   });
+});
+
+test('the best recipe is the configuration of the run behind the shipped weights, as their model card records it', () => {
+  const card = fs.readFileSync(path.join(__dirname, '../../weights/MODEL_CARD.md'), 'utf8');
+  const recorded = JSON.parse(/the configuration as run.json records it:\s*`(\{.*?\})`/s.exec(card)?.[1] ?? 'null') as Record<string, unknown>;
+  assert.ok(recorded, 'the model card records a configuration');
+  const { recipe: _r, ...rest } = recorded;
+  const { recipe, ...best } = RECIPES.best as unknown as Record<string, unknown>;
+  assert.equal(recipe, 'best');
+  assert.deepEqual(best, rest);
 });
