@@ -12,6 +12,7 @@ import { backendByName } from '../../src/backend';
 import { buildModel, SEED_SPEC } from '../../src/models';
 import { RESIDUAL_GAMMA, zeroInitResidual } from '../../src/models/resnet';
 import { configDifferences, RECIPES, validateConfig } from '../../src/train/config';
+import { PACKAGED_WEIGHTS, packageRoot } from '../../src/cli/defaults';
 import { latestCheckpoint, tinyConfig, trainerTempRoot, trainQuiet } from './trainer-fixtures/setup';
 
 const fx = trainerTempRoot('config-fields');
@@ -87,7 +88,7 @@ describe('--alternate-flip', () => {
 });
 
 test('the best recipe is the configuration of the run behind the shipped weights, as their model card records it', () => {
-  const card = fs.readFileSync(path.join(__dirname, '../../weights/MODEL_CARD.md'), 'utf8');
+  const card = fs.readFileSync(path.join(packageRoot(), path.dirname(PACKAGED_WEIGHTS), 'MODEL_CARD.md'), 'utf8');
   const recorded = JSON.parse(/the configuration as run.json records it:\s*`(\{.*?\})`/s.exec(card)?.[1] ?? 'null') as Record<string, unknown>;
   assert.ok(recorded, 'the model card records a configuration');
   const { recipe: _r, ...rest } = recorded;
