@@ -19,6 +19,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -27,7 +28,6 @@
 #include <sstream>
 #include <stdexcept>
 #include <vector>
-#include <algorithm>
 
 #include "winograd.h"
 

@@ -15,28 +15,18 @@
 // Built three times like winograd.cc (binding.gyp), each copy in the namespace RN_ISA_NS.
 #include "gemm_conv.h"
 
-#include <cstring>
 #include <vector>
 
 #ifndef RN_ISA_NS
 #error "gemm_conv.cc is compiled once per ISA with -DRN_ISA_NS=<namespace> (binding.gyp)"
 #endif
 
-#pragma GCC diagnostic ignored "-Wpsabi"
+#include "vec16.h"
 
 namespace rn {
 namespace RN_ISA_NS {
 
 namespace {
-// 16 floats as one value (GCC's vector extension: one AVX-512 register, two AVX2 or four SSE ones)
-typedef float v16 __attribute__((vector_size(64)));
-inline v16 load16(const float* p) {
-  v16 v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-inline void store16(float* p, v16 v) { std::memcpy(p, &v, sizeof v); }
-
 // how far ahead the weights are prefetched, in steps of the inner loop (one 64-byte line each): 96 lines, about
 // the latency of memory at the rate the loop consumes them (on a Zen 5: 0.21 ms per 512-channel layer in a graph,
 // 0.33 without prefetch; 32 lines ahead gave 0.27, 128 no better than 96)

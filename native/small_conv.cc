@@ -11,31 +11,18 @@
 #include "small_conv.h"
 
 #include <algorithm>
-#include <cstring>
 
 #ifndef RN_ISA_NS
 #error "small_conv.cc is compiled once per ISA with -DRN_ISA_NS=<namespace> (binding.gyp)"
 #endif
 
-// the 64-byte vectors below never cross a function boundary that is not inlined; GCC's note that passing them
-// changes the ABI without AVX-512 is about calls between translation units, which there are none of
-#pragma GCC diagnostic ignored "-Wpsabi"
+#include "vec16.h"
 
 namespace rn {
 namespace RN_ISA_NS {
 
 namespace {
-constexpr int kBlock = 64;  // output channels accumulated at once
-
-// 16 floats as one value: GCC's vector extension, lowered to one AVX-512 register, two AVX2 or four SSE ones by
-// whichever copy is being compiled, so the 64 accumulators stay in registers in all three.
-typedef float v16 __attribute__((vector_size(64)));
-inline v16 load16(const float* p) {
-  v16 v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-inline void store16(float* p, v16 v) { std::memcpy(p, &v, sizeof v); }
+constexpr int kBlock = 64;  // output channels accumulated at once: four v16 (vec16.h), registers in all three copies
 
 /** Channels k0..k0+63 of y at (n, p, q). */
 inline void pixel64(const SmallConvGeom& g, const float* __restrict x, const float* __restrict wt,

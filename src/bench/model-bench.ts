@@ -12,6 +12,7 @@ import { SGD } from '../nn/optim';
 import { Tensor, noGrad, tidy } from '../tensor';
 import { trainStep } from '../train/step';
 import { Rng } from '../util/rng';
+import type { OpenMpSetting } from '../backend/native';
 
 export interface BenchOptions {
   backend: Backend;
@@ -39,9 +40,6 @@ export function runLatency(opts: { backend: Backend; runs?: number; spec?: Model
   graph.dispose();
   return latencyMs;
 }
-
-/** An OpenMP profile and the settings libgomp ran with (src/backend/native openMpSetting). */
-export interface OpenMpSetting { profile: string; waitPolicy: string; spinCount: string }
 
 export interface BenchResult {
   backend: string;

@@ -210,7 +210,10 @@ export function setOpenMpProfile(p: OpenMpProfile): boolean {
 }
 
 /** The profile in effect, and what libgomp was given ("default" when left to libgomp). */
-export function openMpSetting(): { profile: OpenMpProfile; waitPolicy: string; spinCount: string } {
+/** An OpenMP profile and the settings libgomp ran with ('default' where none was set). */
+export interface OpenMpSetting { profile: OpenMpProfile; waitPolicy: string; spinCount: string }
+
+export function openMpSetting(): OpenMpSetting {
   return { profile, waitPolicy: process.env.OMP_WAIT_POLICY ?? 'default', spinCount: process.env.GOMP_SPINCOUNT ?? 'default' };
 }
 

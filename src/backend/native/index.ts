@@ -20,7 +20,7 @@ import {
   type Handle, type NativeAddon, type NativeConvChoices, type NativeMemoryStats, loadAddon, tryLoadAddon,
 } from './binding';
 
-export type { NativeConvChoice, NativeConvChoices, NativeMemoryStats, OpenMpProfile } from './binding';
+export type { NativeConvChoice, NativeConvChoices, NativeMemoryStats, OpenMpProfile, OpenMpSetting } from './binding';
 export { envForChildProfile, openMpSetting, setOpenMpProfile } from './binding';
 
 /**

@@ -4,8 +4,7 @@ import { Command, Option } from 'commander';
 import { intInRange } from '../parse';
 import { useBackend } from '../../backend';
 import { runBench, runLatency } from '../../bench/model-bench';
-import { envForChildProfile, openMpSetting } from '../../backend/native';
-import type { OpenMpSetting } from '../../bench/model-bench';
+import { envForChildProfile, openMpSetting, type OpenMpSetting } from '../../backend/native';
 import { applyPrecision } from '../../backend/precision';
 import { precisionOption } from '../precision';
 
