@@ -98,8 +98,13 @@ Napi::Value reluBackward(const Napi::CallbackInfo& info) {
   Napi::Value out = newTensor(info.Env(), yT.md, &dx);
   float* o = dx->f();
   const int64_t n = physical(yT);
+  // dy is read unconditionally so that the select vectorises (and/andnot): a conditional load compiled to a
+  // scalar loop with a branch on the sign, which random signs mispredict (~7x slower than memory, measured).
 #pragma omp parallel for simd if (n > kParallel)
-  for (int64_t i = 0; i < n; i++) o[i] = y[i] > 0.f ? dy[i] : 0.f;
+  for (int64_t i = 0; i < n; i++) {
+    const float d = dy[i];
+    o[i] = y[i] > 0.f ? d : 0.f;
+  }
   return out;
 }
 

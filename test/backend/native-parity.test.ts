@@ -248,6 +248,35 @@ function eltwisePoolSuite(tg: Target): void {
     });
   });
 
+  test('reluBackward on a tensor big enough for the threaded vector loop: dy where y > 0, else 0 (NaN in dy masked too)', () => {
+    // 2·16·33·33 = 34,848 elements, above the kernels' parallel threshold (2^15); the remainder lanes are exercised too
+    const shape = [2, 16, 33, 33];
+    const n = numelOf(shape);
+    const rng = new Rng(11);
+    const y = rand(rng, shape).map((v) => Math.max(0, v)); // a ReLU output: about half exact zeros
+    const dy = rand(rng, shape);
+    for (let i = 0; i < n; i += 97) dy[i] = NaN; // some where y = 0 (must give 0), some where y > 0 (must stay NaN)
+    const expected = new Float32Array(n);
+    for (let i = 0; i < n; i++) expected[i] = y[i] > 0 ? dy[i] : 0;
+    const B = tg.backend();
+    const dyS = B.fromArray(dy, shape);
+    const yS = B.fromArray(y, shape);
+    const s = B.reluBackward(dyS, yS, shape);
+    const got = B.toArray(s, shape);
+    for (const t of [s, dyS, yS]) B.dispose(t);
+    let masked = 0, kept = 0;
+    for (let i = 0; i < n; i++) {
+      if (Number.isNaN(expected[i])) {
+        assert.ok(Number.isNaN(got[i]), `element ${i}: y = ${y[i]} > 0 and dy NaN, got ${got[i]}`);
+        kept++;
+      } else {
+        assert.equal(got[i], expected[i], `element ${i}: y = ${y[i]}, dy = ${dy[i]}`);
+        if (Number.isNaN(dy[i])) masked++;
+      }
+    }
+    assert.ok(masked > 50 && kept > 50, `the NaN cases were both exercised (masked ${masked}, kept ${kept})`);
+  });
+
   const poolCases: Array<{ x: Shape; p: Pool2dParams; name: string }> = [
     { name: 'ResNet head 4x4/4 on [2,32,4,4]', x: [2, 32, 4, 4], p: { kernel: [4, 4], stride: [4, 4], padding: [0, 0] } },
     { name: '3x3/2 pad 1 on [1,5,7,7]', x: [1, 5, 7, 7], p: { kernel: [3, 3], stride: [2, 2], padding: [1, 1] } },
