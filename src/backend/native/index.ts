@@ -13,7 +13,7 @@ import type {
   Storage,
 } from '../backend';
 import { checkSgdParams, convOutputShape, numelOf, poolOutputShape } from '../backend';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultCacheDir } from '../../util/paths';
 import {
@@ -70,6 +70,21 @@ function convCacheFile(): string | null {
     return null; // a cache: without a writable folder, choices are measured in every process
   }
   return file;
+}
+
+/**
+ * Forgets this machine's measured convolution choices and whole-graph decisions (`resnet bench --retune`): removes
+ * the cache file, so that the next process to need a choice measures it afresh. For a machine that was busy when
+ * the choices were first measured (a choice, once recorded, is kept: the first one recorded wins). Returns the file
+ * and how many entries it held, or null when there is no file (or RESNET_CONV_CACHE=off). Call it before the
+ * backend is created: a process that has already read the file keeps its choices in memory.
+ */
+export function forgetConvChoices(): { file: string; entries: number } | null {
+  const file = convCacheFile();
+  if (file === null || !existsSync(file)) return null;
+  const entries = readFileSync(file, 'utf8').split('\n').filter((l) => l.trim() !== '' && !l.startsWith('#')).length;
+  rmSync(file, { force: true });
+  return { file, entries };
 }
 
 export const NATIVE_NAME = 'native';

@@ -4,7 +4,7 @@ import { Command, Option } from 'commander';
 import { intInRange } from '../parse';
 import { useBackend } from '../../backend';
 import { runBench, runLatency } from '../../bench/model-bench';
-import { envForChildProfile, openMpSetting, type OpenMpSetting } from '../../backend/native';
+import { envForChildProfile, forgetConvChoices, openMpSetting, type OpenMpSetting } from '../../backend/native';
 import { applyPrecision } from '../../backend/precision';
 import { precisionOption } from '../precision';
 
@@ -17,9 +17,16 @@ export function registerBench(program: Command): void {
     .option('--steps <n>', 'timed training steps after one warm-up', intInRange(1), 5)
     .option('--profile', 'per-kernel time of the training step and each convolution\'s algorithm (native backend)')
     .addOption(precisionOption('fp32'))
+    .option('--retune', 'forget this machine\'s measured convolution choices first and measure them all again (after they were measured on a busy machine)')
     .addOption(new Option('--latency-only', 'only the batch-1 latency, in OpenMP\'s latency profile (what predict and serve use)').hideHelp())
-    .action((opts: { json?: boolean; batch: number; steps: number; profile?: boolean; precision: string; latencyOnly?: boolean }) => {
+    .action((opts: { json?: boolean; batch: number; steps: number; profile?: boolean; precision: string; retune?: boolean; latencyOnly?: boolean }) => {
       if (opts.profile) process.env.RESNET_PROFILE = '1';
+      if (opts.retune) {
+        const gone = forgetConvChoices();
+        process.stderr.write(gone
+          ? `retune: forgot ${gone.entries} measured choices (${gone.file}); every convolution is timed again, on first use\n`
+          : 'retune: no saved convolution choices to forget (no cache file, or RESNET_CONV_CACHE=off)\n');
+      }
       const backend = useBackend(program.opts().backend);
       applyPrecision(opts.precision, backend);
       if (opts.latencyOnly) {
