@@ -12,7 +12,7 @@
  *       88.54%; it stays a recipe of its own until a 5-epoch recipe reaches it.
  * best: the fast5 rules over 30 epochs with an exponential moving average of the weights (decay 0.999), evaluated
  *       and saved beside the raw weights: the run behind the shipped weights (weights/MODEL_CARD.md). Measured
- *       (seed 0, bf16, Zen 5): the EMA 90.82% (91.28% with flip TTA) after 30 epochs, 2.34 h; it first passed the
+ *       (seed 0, bf16, Zen 5): the EMA 90.82% (91.28% with flip TTA) after 30 epochs, 2.33 h; it first passed the
  *       seed's 88.54% at epoch 17 (the raw weights at 27). Over 20 epochs it gave 90.14%. Short of the 94% it is meant for.
  * Precision: seed fp32 (the tutorial's numbers), fast auto (bf16 mixed precision where the CPU has AVX512_BF16 or
  * AMX-BF16, fp32 elsewhere).
