@@ -106,6 +106,10 @@ function accuracyWords(metadata: Record<string, string>): string {
   return `${plain} test accuracy${tta === null ? '' : `, ${tta} with --tta ${metadata.tta_mode ?? ''}`.trimEnd()}${on}, `;
 }
 
+/** `--raw-weights` of eval, predict, serve and export: a checkpoint of a run with `train --ema` holds both. */
+export const RAW_WEIGHTS_FLAG = '--raw-weights';
+export const RAW_WEIGHTS_HELP = 'of a checkpoint that holds a moving average of the weights (train --ema): use its raw weights, not the average (the default)';
+
 /**
  * The weights a command uses: --weights when given, else the packaged ResNet-18 (said on `log`, with its test
  * accuracy); without either, the error that --weights is required.

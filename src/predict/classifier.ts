@@ -68,6 +68,8 @@ export interface LoadClassifierOptions {
   readonly precision?: string;
   /** test-time augmentation, src/data/tta.ts: off (default), flip or flip-shift */
   readonly tta?: TtaMode;
+  /** a checkpoint holding a moving average of the weights: use the average (true, the default) or the raw weights */
+  readonly ema?: boolean;
 }
 
 /**
@@ -79,7 +81,7 @@ export async function loadClassifier(weights: string, opts: LoadClassifierOption
   const backend = useBackend(opts.backend);
   const precision = applyPrecision(opts.precision ?? 'fp32', backend);
   const tta = checkTtaMode(opts.tta ?? 'off');
-  const loaded = await loadWeights(weights);
+  const loaded = await loadWeights(weights, { ema: opts.ema });
   // the spec a checkpoint recorded, else the one the shapes imply: a run of any width or class count loads
   const { model, spec } = modelFromWeights(loaded.stateDict, { recorded: loaded.spec, where: `--weights ${weights}`, backend });
   const numClasses = spec.numClasses;

@@ -15,7 +15,7 @@ import { setOpenMpProfile } from '../backend/native';
 import { Classifier, LoadClassifierOptions, ModelInfo, loadClassifier } from '../predict/classifier';
 import type { Prediction } from '../predict/prediction';
 
-/** What the process loads: the weights and the classifier's options (backend, precision, tta). */
+/** What the process loads: the weights and the classifier's options (backend, precision, tta, ema). */
 export interface ModelSource extends LoadClassifierOptions {
   readonly weights: string;
 }
@@ -35,7 +35,7 @@ let classifier: Classifier | null = null;
 async function answer(req: EngineRequest): Promise<EngineReply> {
   if (req.kind === 'load') {
     const s = req.source;
-    classifier ??= await loadClassifier(s.weights, { backend: s.backend, precision: s.precision, tta: s.tta });
+    classifier ??= await loadClassifier(s.weights, { backend: s.backend, precision: s.precision, tta: s.tta, ema: s.ema });
     // each batch size's first forward creates (and may time) the native backend's convolutions: done here, before
     // the first request; the reference backend creates nothing per size (and a batch of 32 takes it seconds)
     // the first request after it then runs on warm weights: the largest size first and batch 1 (the lone upload's)

@@ -8,7 +8,7 @@
 import { Command, Option } from 'commander';
 import { precisionOption } from '../precision';
 import { applyPrecision } from '../../backend/precision';
-import { defaultData, resolveWeights } from '../defaults';
+import { RAW_WEIGHTS_FLAG, RAW_WEIGHTS_HELP, defaultData, resolveWeights } from '../defaults';
 import { intArg, intInRange } from '../parse';
 import { useBackend } from '../../backend';
 import { Loader } from '../../data/loader';
@@ -25,6 +25,7 @@ export function registerEval(program: Command): void {
     .command('eval')
     .description('evaluate weights on a dataset split: loss, accuracy, per-class accuracy, confusion matrix')
     .option('--weights <file>', 'checkpoint, run folder, .pth or .safetensors (default: the packaged ResNet-18)')
+    .option(RAW_WEIGHTS_FLAG, RAW_WEIGHTS_HELP)
     .option('--data <path>', 'dataset, as for train (default: ./data if present, else cifar10)')
     .option('--split <name>', 'test or train', 'test')
     .option('--limit <n>', 'evaluate a seeded subset of N images (the one train --test-limit N uses with the same --seed)', intInRange(1))
@@ -33,12 +34,12 @@ export function registerEval(program: Command): void {
     .option('--json', 'print one JSON object')
     .addOption(precisionOption('fp32'))
     .addOption(new Option('--tta <mode>', 'test-time augmentation: off, flip (2 views) or flip-shift (6 views)').choices(TTA_MODES).default('off'))
-    .action(async (o: { weights?: string; data?: string; split: string; limit?: number; seed: number; batchSize: number; json?: boolean; precision: string; tta: TtaMode }) => {
+    .action(async (o: { weights?: string; rawWeights?: boolean; data?: string; split: string; limit?: number; seed: number; batchSize: number; json?: boolean; precision: string; tta: TtaMode }) => {
       const dataPath = o.data ?? defaultData();
       if (o.split !== 'test' && o.split !== 'train') throw new Error(`eval: --split must be test or train, received ${o.split}`);
       const backend = useBackend(program.opts().backend);
       const precision = applyPrecision(o.precision, backend);
-      const w = await loadWeights(resolveWeights(o.weights));
+      const w = await loadWeights(resolveWeights(o.weights), { ema: !o.rawWeights });
       const data = await openDataset(dataPath, { log: o.json ? undefined : (m) => process.stderr.write(`${m}\n`) });
       const split = o.split === 'test' ? data.test : data.train;
       if (split.n === 0) throw new Error(`eval: ${dataPath} has no ${o.split} images`);
@@ -51,7 +52,10 @@ export function registerEval(program: Command): void {
       const graph = InferenceGraph.fromStateDict(model.stateDict(), backend);
       model.dispose();
       // once the weights fit: a refusal stays the one line it is
-      if (!o.json) process.stderr.write(`precision: ${precision}${o.tta === 'off' ? '' : `, tta: ${o.tta}`}\n`);
+      if (!o.json) {
+        for (const note of w.notes) process.stderr.write(`weights: ${note}\n`);
+        process.stderr.write(`precision: ${precision}${o.tta === 'off' ? '' : `, tta: ${o.tta}`}\n`);
+      }
       const loader = new Loader(split, {
         batchSize: o.batchSize, shuffle: false, seed: o.seed, dropLast: false, limit: o.limit, augment: { crop: false, flip: false },
       });
@@ -63,7 +67,7 @@ export function registerEval(program: Command): void {
         await loader.close();
       }
       if (o.json) {
-        process.stdout.write(`${JSON.stringify({ weights: w.path, format: w.format, split: o.split, tta: o.tta, classes: data.classes, ...r })}\n`);
+        process.stdout.write(`${JSON.stringify({ weights: w.path, format: w.format, notes: w.notes, split: o.split, tta: o.tta, classes: data.classes, ...r })}\n`);
         return;
       }
       const tta = o.tta === 'off' ? '' : ` with tta ${o.tta}`;

@@ -27,7 +27,7 @@ import { ONNX_DEFAULT_OPSET, exportOnnx, seedStateDictProblems } from '../../int
 import { writePth } from '../../interop/pth-write';
 import { writeSafetensors } from '../../interop/safetensors';
 import { fsErrorWords, writeFileAtomic } from '../../run/atomic';
-import { resolveWeights } from '../defaults';
+import { RAW_WEIGHTS_FLAG, RAW_WEIGHTS_HELP, resolveWeights } from '../defaults';
 
 export type ExportFormat = 'onnx' | 'safetensors' | 'pth';
 const FORMATS: readonly ExportFormat[] = ['onnx', 'safetensors', 'pth'];
@@ -46,6 +46,8 @@ export interface ExportOptions {
   readonly force?: boolean;
   /** the floating-point tensors' precision, f32 (default) or f16 (safetensors only) */
   readonly dtype?: ExportDType;
+  /** a checkpoint with a moving average of the weights: export its raw weights instead */
+  readonly rawWeights?: boolean;
 }
 
 export interface ExportResult {
@@ -124,7 +126,7 @@ export async function runExport(opts: ExportOptions): Promise<ExportResult> {
     throw new Error(`export: --dtype f16 is for safetensors only (received --format ${format}); drop --dtype, or write a .safetensors file`);
   }
   checkOut(opts, format);
-  const loaded = await loadWeights(opts.weights);
+  const loaded = await loadWeights(opts.weights, { ema: !opts.rawWeights });
   const problems = seedStateDictProblems(loaded.stateDict);
   if (problems.length > 0) {
     throw new Error(`export: ${loaded.path} is not the seed's ResNet-18: ${problems.join('; ')}`);
@@ -141,12 +143,13 @@ export function registerExport(program: Command): void {
     .command('export')
     .description('write weights as ONNX (the whole model), safetensors or a PyTorch .pth state dict')
     .option('--weights <path>', 'checkpoint (.ckpt), run folder, .safetensors or .pth (default: the packaged ResNet-18)')
+    .option(RAW_WEIGHTS_FLAG, RAW_WEIGHTS_HELP)
     .requiredOption('--out <file>', 'the file to write')
     .addOption(new Option('--format <format>', 'output format (default: from the --out extension)').choices([...FORMATS]))
     .option('--opset <n>', 'ONNX opset, 13 to 21', intInRange(13, 21), ONNX_DEFAULT_OPSET)
     .option('--force', 'replace --out if it exists')
     .addOption(new Option('--dtype <dtype>', 'precision of the floating-point tensors; f16 (half the size) for safetensors only').choices([...DTYPES]).default('f32'))
-    .action(async (o: { weights?: string; out: string; format?: ExportFormat; opset: number; force?: boolean; dtype: ExportDType }) => {
+    .action(async (o: { weights?: string; rawWeights?: boolean; out: string; format?: ExportFormat; opset: number; force?: boolean; dtype: ExportDType }) => {
       const r = await runExport({ ...o, weights: resolveWeights(o.weights) });
       for (const note of r.notes) process.stderr.write(`resnet export: ${note}\n`);
       const mb = (r.bytes / 1e6).toFixed(1);

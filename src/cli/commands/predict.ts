@@ -14,7 +14,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { SingleBar } from 'cli-progress';
 import { precisionOption } from '../precision';
 import { intInRange } from '../parse';
-import { resolveWeights } from '../defaults';
+import { RAW_WEIGHTS_FLAG, RAW_WEIGHTS_HELP, resolveWeights } from '../defaults';
 import { loadClassifier, type Classifier } from '../../predict/classifier';
 import { TTA_MODES, type TtaMode } from '../../data/tta';
 import { DEFAULT_BATCH_SIZE, FileResult, Lang, formatResultText, predictPaths, resultToJson } from '../../predict/predict';
@@ -32,6 +32,8 @@ export interface PredictOptions {
   readonly batchSize?: number;
   /** test-time augmentation: off (default), flip or flip-shift */
   readonly tta?: TtaMode;
+  /** a checkpoint with a moving average of the weights: classify with its raw weights instead */
+  readonly rawWeights?: boolean;
 }
 
 export interface PredictIo {
@@ -112,7 +114,7 @@ function parseLang(v: string): Lang {
  */
 async function loadOrReport(opts: PredictOptions, io: PredictIo): Promise<Classifier | null> {
   try {
-    return await loadClassifier(opts.weights, { backend: opts.backend, precision: opts.precision, tta: opts.tta });
+    return await loadClassifier(opts.weights, { backend: opts.backend, precision: opts.precision, tta: opts.tta, ema: !opts.rawWeights });
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     if (opts.json) io.stdout.write(`${JSON.stringify({ weights: opts.weights, error: message })}\n`);
@@ -152,13 +154,14 @@ export function registerPredict(program: Command): void {
     .description('classify images (files or folders); with no files, ask for paths interactively')
     .argument('[paths...]', 'image files or folders (folders are walked in sorted order)')
     .option('--weights <path>', 'checkpoint (.ckpt), run folder, .safetensors or .pth (default: the packaged ResNet-18)')
+    .option(RAW_WEIGHTS_FLAG, RAW_WEIGHTS_HELP)
     .option('--topk <k>', 'how many of the most probable classes to list', intInRange(1), 3)
     .option('--json', 'print a JSON array, one object per file', false)
     .option('--lang <zh|en>', 'language of the class names in text output', parseLang, 'zh' as Lang)
     .option('--batch-size <n>', 'images per forward pass over many files (1: the server\'s numbers bit for bit)', intInRange(1), DEFAULT_BATCH_SIZE)
     .addOption(precisionOption('fp32'))
     .addOption(new Option('--tta <mode>', 'test-time augmentation: off, flip (2 views) or flip-shift (6 views)').choices(TTA_MODES).default('off'))
-    .action(async (paths: string[], o: { weights?: string; topk: number; json: boolean; lang: Lang; precision: string; batchSize: number; tta: TtaMode }) => {
+    .action(async (paths: string[], o: { weights?: string; rawWeights?: boolean; topk: number; json: boolean; lang: Lang; precision: string; batchSize: number; tta: TtaMode }) => {
       const backend = program.opts().backend as string | undefined;
       const code = await runPredict(paths, { ...o, weights: resolveWeights(o.weights), backend }, { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr });
       if (code !== 0) process.exitCode = code;

@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import { Command, Option } from 'commander';
 import { precisionOption } from '../precision';
 import { intInRange } from '../parse';
-import { resolveWeights } from '../defaults';
+import { RAW_WEIGHTS_FLAG, RAW_WEIGHTS_HELP, resolveWeights } from '../defaults';
 import { checkTtaMode } from '../../data/tta';
 import { DEFAULT_BATCH_DELAY_MS, DEFAULT_MAX_BATCH, batchSizes } from '../../serve/batcher';
 import { isLoopbackHost } from '../../serve/guard';
@@ -35,6 +35,8 @@ export interface ServeCliOptions {
   readonly backend?: string;
   /** fp32 | bf16 | auto (default fp32) */
   readonly precision?: string;
+  /** a checkpoint with a moving average of the weights: serve its raw weights instead */
+  readonly rawWeights?: boolean;
   readonly quiet?: boolean;
 }
 
@@ -52,7 +54,7 @@ export async function runServe(o: ServeCliOptions, log: (line: string) => void):
   try {
     // the inference process loads the model before the server listens: weights that cannot load stop the command here
     running = await startServer({
-      model: { weights: o.weights, backend: o.backend, precision: o.precision, tta },
+      model: { weights: o.weights, backend: o.backend, precision: o.precision, tta, ema: !o.rawWeights },
       host: o.host,
       port: o.port,
       runDir: o.run,
@@ -98,6 +100,7 @@ export function registerServe(program: Command): void {
     .command('serve')
     .description('serve the classifier as a local web page and JSON API (and a training dashboard with --run)')
     .option('--weights <path>', 'checkpoint (.ckpt), run folder, .safetensors or .pth (default: the packaged ResNet-18)')
+    .option(RAW_WEIGHTS_FLAG, RAW_WEIGHTS_HELP)
     .option('--host <addr>', 'address to bind (anything but loopback exposes the server to the network)', '127.0.0.1')
     .option('--port <n>', 'port (0 picks a free one)', intInRange(0, 65535), 8080)
     .option('--run <dir>', 'a training run folder whose metrics.jsonl the dashboard draws')
